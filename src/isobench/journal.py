@@ -1,0 +1,207 @@
+"""The journal of everything a run creates on the host, and its removal.
+
+Each container, bundle, mount or host process that a run makes is written
+to the journal before it is created, with the command that removes it, and
+marked released after it is removed. Removal runs in reverse order at the
+end of the run, also after an error or an interrupt; a journal left by a
+process that died (kill -9) still names what to remove.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from isobench import commands
+from isobench.errors import CommandFailed, IsobenchError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STATE_DIR = Path("/var/lib/isobench")
+
+
+def state_dir() -> Path:
+    return Path(os.environ.get("ISOBENCH_STATE_DIR", str(DEFAULT_STATE_DIR)))
+
+
+@dataclass
+class Entry:
+    """One resource on the host: what it is and the argv that removes it."""
+
+    key: str
+    kind: str
+    name: str
+    remove: list[str]
+    runtime: str = ""
+    absent: tuple[str, ...] = ()
+    """Substrings of the removal's stderr that mean the resource is already gone."""
+
+
+class Journal:
+    """An append-only JSON Lines record of resources, kept in the state directory."""
+
+    def __init__(self, run_id: str, run_dir: Path | None = None, directory: Path | None = None):
+        self.run_id = run_id
+        base = directory if directory is not None else state_dir() / "journal"
+        base.mkdir(parents=True, exist_ok=True)
+        self.path = base / f"{run_id}.jsonl"
+        self._lock = threading.Lock()
+        self._live: dict[str, Entry] = {}
+        self._order: list[str] = []
+        self._write(
+            {"op": "open", "pid": os.getpid(), "run_dir": str(run_dir or ""), "time": time.time()}
+        )
+
+    def _write(self, record: dict[str, object]) -> None:
+        with self._lock, self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def record(
+        self,
+        kind: str,
+        name: str,
+        remove: Sequence[str],
+        runtime: str = "",
+        absent: Sequence[str] = (),
+    ) -> Entry:
+        """Write a resource to the journal before it is created; return its entry."""
+        key = f"{kind}:{runtime}:{name}"
+        entry = Entry(key, kind, name, [str(a) for a in remove], runtime, tuple(absent))
+        self._write(
+            {
+                "op": "create",
+                "key": key,
+                "kind": kind,
+                "name": name,
+                "runtime": runtime,
+                "remove": entry.remove,
+                "absent": list(entry.absent),
+            }
+        )
+        with self._lock:
+            self._live[key] = entry
+            self._order.append(key)
+        return entry
+
+    def released(self, entry: Entry) -> None:
+        """Mark a resource as removed."""
+        self._write({"op": "release", "key": entry.key})
+        with self._lock:
+            self._live.pop(entry.key, None)
+
+    def remove(self, entry: Entry, timeout: float = 60.0) -> bool:
+        """Run the entry's removal command; return whether the resource is gone."""
+        try:
+            remove_entry(entry, timeout)
+        except IsobenchError as exc:
+            log.warning("could not remove %s %s: %s", entry.kind, entry.name, exc)
+            return False
+        self.released(entry)
+        return True
+
+    def live(self) -> list[Entry]:
+        with self._lock:
+            return [self._live[key] for key in self._order if key in self._live]
+
+    def remove_all(self) -> list[Entry]:
+        """Remove every resource still recorded, newest first; return those that remain."""
+        remaining = []
+        for entry in reversed(self.live()):
+            if not self.remove(entry):
+                remaining.append(entry)
+        return remaining
+
+    def close(self) -> None:
+        """Delete the journal file when nothing it records is left on the host."""
+        if self.live():
+            log.warning(
+                "journal %s keeps %d resources that could not be removed; "
+                "run 'isobench clean' to retry",
+                self.path,
+                len(self.live()),
+            )
+            return
+        self._write({"op": "close", "time": time.time()})
+        self.path.unlink(missing_ok=True)
+
+
+def remove_entry(entry: Entry, timeout: float = 60.0) -> None:
+    """Run an entry's removal command; a resource that is already gone counts as removed."""
+    result = commands.run(entry.remove, timeout=timeout, check=False)
+    if result.returncode == 0:
+        return
+    if any(marker in result.stderr for marker in entry.absent):
+        return
+    raise CommandFailed(result.argv, result.returncode, result.stdout, result.stderr)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_entries(directory: Path | None = None) -> dict[Path, list[Entry]]:
+    """Read the journals of runs whose process is gone; return what they left."""
+    base = directory if directory is not None else state_dir() / "journal"
+    found: dict[Path, list[Entry]] = {}
+    if not base.is_dir():
+        return found
+    for path in sorted(base.glob("*.jsonl")):
+        owner = None
+        live: dict[str, Entry] = {}
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line cut short by the kill
+            if record.get("op") == "open":
+                owner = record.get("pid")
+            elif record.get("op") == "create":
+                live[record["key"]] = Entry(
+                    record["key"],
+                    record["kind"],
+                    record["name"],
+                    record["remove"],
+                    record.get("runtime", ""),
+                    tuple(record.get("absent", ())),
+                )
+            elif record.get("op") == "release":
+                live.pop(record["key"], None)
+        if isinstance(owner, int) and _pid_alive(owner):
+            continue
+        found[path] = list(live.values())
+    return found
+
+
+def clean_stale(directory: Path | None = None, dry_run: bool = False) -> list[str]:
+    """Remove what dead runs left behind; return one line per resource handled."""
+    lines = []
+    for path, entries in stale_entries(directory).items():
+        left = []
+        for entry in reversed(entries):
+            if dry_run:
+                lines.append(f"would remove {entry.kind} {entry.name}: {shlex.join(entry.remove)}")
+                continue
+            try:
+                remove_entry(entry)
+                lines.append(f"removed {entry.kind} {entry.name}")
+            except IsobenchError as exc:
+                left.append(entry)
+                lines.append(f"could not remove {entry.kind} {entry.name}: {exc}")
+        if not dry_run and not left:
+            path.unlink(missing_ok=True)
+    return lines

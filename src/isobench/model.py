@@ -1,0 +1,98 @@
+"""Runtime-neutral data: the container request, the run result and the facts.
+
+Every adapter translates a :class:`Request` into its own command line or
+``config.json``; every check reads a :class:`RunResult` or :class:`Facts`.
+Nothing here knows about a particular runtime.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Sharing = Literal["private", "host"]
+NetworkMode = Literal["none", "default", "host"]
+
+
+class Request(BaseModel):
+    """What a check asks of the runtime for one container.
+
+    ``None`` means "the runtime's default". Two checks with equal requests
+    share one probe container, so the model is frozen and hashable.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    hostname: str | None = Field(default=None, description="Hostname inside the container.")
+    env: tuple[tuple[str, str], ...] = Field(
+        default=(), description="Extra environment variables, as name/value pairs."
+    )
+    user: str | None = Field(default=None, description="User (uid or uid:gid) of the process.")
+    pid: Sharing = Field(default="private", description="PID namespace: private or the host's.")
+    network: NetworkMode = Field(
+        default="none",
+        description="Network: none (loopback only), the runtime's default network, or the host's.",
+    )
+    ipc: Sharing = Field(default="private", description="IPC namespace.")
+    uts: Sharing = Field(default="private", description="UTS namespace (hostname).")
+    cgroupns: Sharing | None = Field(
+        default=None, description="Cgroup namespace; unset keeps the runtime's default."
+    )
+    userns: Sharing = Field(
+        default="host",
+        description="User namespace: the host's, or private with container root mapped "
+        "to an unprivileged host uid range.",
+    )
+    cap_add: tuple[str, ...] = Field(default=(), description="Capabilities to add.")
+    cap_drop: tuple[str, ...] = Field(default=(), description="Capabilities to drop.")
+
+    def describe(self) -> str:
+        """Return the fields that differ from the defaults, as ``key=value`` text."""
+        changed = self.model_dump(exclude_defaults=True)
+        if not changed:
+            return "defaults"
+        return ", ".join(f"{key}={value}" for key, value in sorted(changed.items()))
+
+
+@dataclass
+class RunResult:
+    """What one container run produced, and how it was obtained."""
+
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    duration_s: float
+    commands: list[str] = field(default_factory=list)
+    host_pid: int | None = None
+    timed_out: bool = False
+
+
+@dataclass
+class Facts:
+    """Facts gathered about one container, keyed by dotted names such as ``ns.pid``.
+
+    A fact holds a string or a list of strings. ``sources`` tells for each
+    fact whether it was read inside the container or on the host side.
+    """
+
+    values: dict[str, str | list[str]] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    run: RunResult | None = None
+
+    def get(self, name: str) -> str | list[str] | None:
+        return self.values.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.values
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.values)
+
+    def update(self, values: Mapping[str, str | list[str]], source: str) -> None:
+        for name, value in values.items():
+            self.values[name] = value
+            self.sources[name] = source

@@ -1,0 +1,67 @@
+"""Facts read on the host side: a container's process seen from /proc/<pid>.
+
+Where a runtime exposes the host PID of the container's process, these are
+the authority: an in-container view can be virtualized (gVisor serves its
+own /proc).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+NAMESPACES = ("pid", "pid_for_children", "mnt", "net", "uts", "ipc", "user", "cgroup", "time")
+
+
+def namespaces(pid: int | str, proc: Path = Path("/proc")) -> dict[str, str]:
+    """Read ``/proc/<pid>/ns/*`` as ``ns.<type>`` facts; unreadable ones are left out."""
+    found = {}
+    for name in NAMESPACES:
+        try:
+            found[f"ns.{name}"] = os.readlink(proc / str(pid) / "ns" / name)
+        except OSError:
+            continue
+    return found
+
+
+def process_facts(pid: int, proc: Path = Path("/proc")) -> dict[str, str | list[str]]:
+    """Read a running container process from the host side."""
+    facts: dict[str, str | list[str]] = {}
+    facts.update(namespaces(pid, proc))
+    try:
+        status = (proc / str(pid) / "status").read_text()
+    except OSError:
+        return facts
+    for line in status.splitlines():
+        name, _, value = line.partition(":")
+        if name in ("Uid", "Gid"):
+            facts[f"hostside.{name.lower()}"] = value.split()[0]
+    try:
+        cgroup = (proc / str(pid) / "cgroup").read_text().splitlines()
+    except OSError:
+        cgroup = []
+    facts["hostside.cgroup"] = cgroup
+    return facts
+
+
+def interfaces(sys_class_net: Path = Path("/sys/class/net")) -> list[str]:
+    """List the host's network interfaces as ``name mac``, like the probe does."""
+    found = []
+    for entry in sorted(sys_class_net.iterdir()):
+        try:
+            address = (entry / "address").read_text().strip()
+        except OSError:
+            address = ""
+        found.append(f"{entry.name} {address}")
+    return found
+
+
+def host_facts() -> dict[str, str | list[str]]:
+    """Read the host's own reference facts: the namespaces of PID 1, hostname, interfaces."""
+    facts: dict[str, str | list[str]] = {}
+    own = namespaces("1") or namespaces("self")
+    facts.update(own)
+    facts["hostname"] = socket.gethostname()
+    facts["net.if"] = interfaces()
+    return facts

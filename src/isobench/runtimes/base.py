@@ -1,0 +1,245 @@
+"""The adapter interface that every runtime family implements.
+
+An adapter turns a :class:`~isobench.model.Request` into a started container
+process and removes it again. Everything around that (holding the probe
+while the host side is read, time limits, the journal, collecting output)
+lives once, in :func:`execute`.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import shlex
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from isobench.errors import CommandTimeout, HarnessError, IsobenchError
+from isobench.journal import Entry, Journal
+from isobench.model import Request, RunResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProbeImage:
+    """The probe image: a rootfs directory on the host and its content tag."""
+
+    rootfs: Path
+    tag: str
+
+    @property
+    def reference(self) -> str:
+        return f"localhost/isobench-probe:{self.tag}"
+
+
+@dataclass
+class Availability:
+    """Whether a runtime can be used here, its version, and what to do if not."""
+
+    available: bool
+    version: str = ""
+    reason: str = ""
+    hint: str = ""
+    details: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Context:
+    """What an adapter needs from the run: its id, the journal and a work directory."""
+
+    run_id: str
+    journal: Journal
+    work_dir: Path
+    image: ProbeImage | None = None
+    _counter: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def container_name(self, runtime: str) -> str:
+        """Return a new container name that carries the run id, so leftovers can be traced."""
+        with self._lock:
+            self._counter += 1
+            number = self._counter
+        safe = "".join(c if c.isalnum() else "-" for c in runtime)
+        return f"isobench-{self.run_id}-{safe}-{number}"
+
+
+@dataclass
+class Launched:
+    """A container process started by an adapter, and what removes it."""
+
+    name: str
+    process: subprocess.Popen[str]
+    argv: list[str]
+    entries: list[Entry] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)
+    state: dict[str, str] = field(default_factory=dict)
+
+
+class Adapter(abc.ABC):
+    """One runtime row of the matrix: how to start, inspect and remove a container."""
+
+    #: The row name, as users pass it to ``--runtime``.
+    name: str
+    #: The family module, for reports ("engine", "oci", "host").
+    family: str
+
+    @abc.abstractmethod
+    def availability(self) -> Availability:
+        """Tell whether the runtime can run here, and its version."""
+
+    def unsupported(self, request: Request) -> str | None:
+        """Return why the runtime cannot express ``request``, or None when it can."""
+        return None
+
+    def prepare(self, ctx: Context) -> None:
+        """Make the probe image usable by this runtime (import it, for an engine)."""
+
+    @abc.abstractmethod
+    def launch(
+        self, ctx: Context, request: Request, argv: Sequence[str], env: dict[str, str]
+    ) -> Launched:
+        """Start a container running ``argv`` with stdin, stdout and stderr as pipes."""
+
+    def host_pid(self, ctx: Context, launched: Launched) -> int | None:
+        """Return the host PID of the container's first process, when the runtime shows it."""
+        return None
+
+    def finish(self, ctx: Context, launched: Launched) -> None:
+        """Remove what ``launch`` created, in reverse order."""
+        for entry in reversed(launched.entries):
+            ctx.journal.remove(entry)
+
+
+@dataclass
+class Execution:
+    """A finished run, plus the host PID seen while the container was alive."""
+
+    result: RunResult
+    host_pid: int | None = None
+    host_view: dict[str, str | list[str]] = field(default_factory=dict)
+
+
+class _Reader(threading.Thread):
+    """Drain a pipe into a list of lines, flagging when a marker line arrives."""
+
+    def __init__(self, pipe: object, marker: str | None = None) -> None:
+        super().__init__(daemon=True)
+        self.pipe = pipe
+        self.marker = marker
+        self.lines: list[str] = []
+        self.marked = threading.Event()
+
+    def run(self) -> None:
+        for line in self.pipe:  # type: ignore[attr-defined]
+            self.lines.append(line)
+            if self.marker is not None and line.rstrip("\n") == self.marker:
+                self.marked.set()
+        self.marked.set()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+def execute(
+    adapter: Adapter,
+    ctx: Context,
+    request: Request,
+    argv: Sequence[str],
+    *,
+    env: dict[str, str] | None = None,
+    hold_marker: str | None = None,
+    read_host: object = None,
+    timeout: float = 60.0,
+) -> Execution:
+    """Run one container to its end and return what it printed.
+
+    With ``hold_marker``, the process is expected to print that line and then
+    wait for its stdin to close; while it waits, ``read_host(pid)`` reads the
+    container from the host side. The container is removed in every case.
+    """
+    launched = adapter.launch(ctx, request, argv, env or {})
+    started = time.monotonic()
+    deadline = started + timeout
+    out = _Reader(launched.process.stdout, hold_marker)
+    err = _Reader(launched.process.stderr)
+    out.start()
+    err.start()
+    host_pid = None
+    host_view: dict[str, str | list[str]] = {}
+    try:
+        if hold_marker is not None:
+            if not out.marked.wait(max(0.0, deadline - time.monotonic())):
+                raise CommandTimeout(launched.argv, timeout, err.text)
+            if launched.process.poll() is None:
+                host_pid = adapter.host_pid(ctx, launched)
+                if host_pid is not None and callable(read_host):
+                    host_view = read_host(host_pid)
+
+        _close_stdin(launched.process)
+        try:
+            exit_code = launched.process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise CommandTimeout(launched.argv, timeout, err.text) from None
+        out.join(5)
+        err.join(5)
+        duration = time.monotonic() - started
+
+        result = RunResult(
+            exit_code=exit_code,
+            stdout=out.text,
+            stderr=err.text,
+            duration_s=duration,
+            commands=[*launched.commands, shlex.join(launched.argv)],
+            host_pid=host_pid,
+        )
+        return Execution(result, host_pid, host_view)
+    finally:
+        _stop(launched.process)
+        try:
+            adapter.finish(ctx, launched)
+        except IsobenchError as exc:
+            log.warning("cleanup of %s on %s failed: %s", launched.name, adapter.name, exc)
+
+
+def _close_stdin(process: subprocess.Popen[str]) -> None:
+    if process.stdin is not None and not process.stdin.closed:
+        try:
+            process.stdin.close()
+        except OSError:
+            pass
+
+
+def _stop(process: subprocess.Popen[str]) -> None:
+    """End the client process if it still runs (the container itself is removed by finish)."""
+    _close_stdin(process)
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def popen(argv: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start a client process with three pipes; a missing binary is a HarnessError."""
+    log.debug("start: %s", shlex.join(argv))
+    try:
+        return subprocess.Popen(
+            list(argv),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        raise HarnessError(f"{argv[0]}: command not found; run 'isobench doctor'") from None

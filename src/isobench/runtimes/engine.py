@@ -1,0 +1,283 @@
+"""Engine CLIs (docker, podman): the same verbs, per-CLI differences as data."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import resource
+import shutil
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from isobench import commands
+from isobench.errors import CommandFailed, HarnessError, IsobenchError
+from isobench.model import Request
+from isobench.runtimes.base import Adapter, Availability, Context, Launched, popen
+
+log = logging.getLogger(__name__)
+
+_ABSENT = ("No such container", "no such container", "no container with name or ID")
+
+
+@dataclass(frozen=True)
+class EngineProfile:
+    """What differs between engine CLIs, as data."""
+
+    engine: str
+    #: Client binaries to try in order when none is configured.
+    binaries: tuple[str, ...]
+    #: Environment variable that names the client binary.
+    binary_env: str
+    #: Flags added to every ``run``, such as podman's choice of OCI runtime.
+    run_flags: tuple[str, ...] = ()
+    #: Request fields this engine cannot set per container, with the reason.
+    cannot: dict[str, str] = field(default_factory=dict)
+    #: Pass ulimits that fit the caller's hard limits (podman's defaults may exceed them).
+    fit_ulimits: bool = False
+    start_hint: str = ""
+    install_hint: str = ""
+
+
+DOCKER = EngineProfile(
+    engine="docker",
+    # The Debian client matches the Debian engine's API version; a newer client
+    # on PATH also works, by lowering its API version, so it is the fallback.
+    binaries=("/usr/bin/docker", "docker"),
+    binary_env="ISOBENCH_DOCKER",
+    cannot={
+        "userns": "docker maps user namespaces for the whole daemon (userns-remap), "
+        "not per container",
+    },
+    start_hint="Start the engine with 'make setup' (or 'dockerd &') and retry.",
+    install_hint="Install it with 'apt-get install docker.io' or run 'make setup'.",
+)
+
+PODMAN = EngineProfile(
+    engine="podman",
+    binaries=("/usr/bin/podman", "podman"),
+    binary_env="ISOBENCH_PODMAN",
+    # Podman 4.3 asks for nofile=1048576, which a host without CAP_SYS_RESOURCE
+    # in its bounding set cannot grant ("error setting rlimits").
+    fit_ulimits=True,
+    install_hint="Install it with 'apt-get install podman catatonit' or run 'make setup'.",
+)
+
+
+def _fitted_ulimits() -> list[str]:
+    """Return ``--ulimit`` options for nofile and nproc within this process's hard limits."""
+    options = []
+    _, nofile_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if nofile_hard != resource.RLIM_INFINITY:
+        options += ["--ulimit", f"nofile={min(1024, nofile_hard)}:{nofile_hard}"]
+    # NOTE: runc under podman 4.3 was refused an nproc hard limit equal to the
+    # caller's (96369 on the test VM) but granted 4096:4096; the cause is not
+    # known, so nproc stays at a value that was seen to work.
+    _, nproc_hard = resource.getrlimit(resource.RLIMIT_NPROC)
+    nproc = 4096 if nproc_hard == resource.RLIM_INFINITY else min(4096, nproc_hard)
+    options += ["--ulimit", f"nproc={nproc}:{nproc}"]
+    return options
+
+
+def _find_binary(profile: EngineProfile) -> str | None:
+    configured = os.environ.get(profile.binary_env)
+    if configured:
+        return shutil.which(configured) or (configured if os.path.exists(configured) else None)
+    for candidate in profile.binaries:
+        found = shutil.which(candidate)
+        if found:
+            return found
+    return None
+
+
+class EngineAdapter(Adapter):
+    """A container engine driven through its CLI, optionally with another OCI runtime."""
+
+    family = "engine"
+
+    def __init__(self, profile: EngineProfile, oci_runtime: str | None = None) -> None:
+        self.profile = profile
+        self.oci_runtime = oci_runtime
+        self.name = profile.engine if oci_runtime in (None, "runc") else (
+            f"{profile.engine}+{oci_runtime}"
+        )
+        self._binary: str | None = None
+        self._availability: Availability | None = None
+
+    # -- discovery -------------------------------------------------------
+
+    @property
+    def binary(self) -> str:
+        if self._binary is None:
+            self._binary = _find_binary(self.profile) or self.profile.binaries[-1]
+        return self._binary
+
+    def _runtime_flags(self) -> list[str]:
+        flags = list(self.profile.run_flags)
+        if self.profile.fit_ulimits:
+            flags += _fitted_ulimits()
+        if self.oci_runtime is not None:
+            flags += ["--runtime", self.oci_runtime]
+        if self.oci_runtime == "runsc" and self.profile.engine == "podman":
+            # runsc cannot set up a network in the host's root network namespace.
+            flags += ["--runtime-flag", "network=none"]
+        return flags
+
+    def availability(self) -> Availability:
+        if self._availability is None:
+            self._availability = self._check_availability()
+        return self._availability
+
+    def _check_availability(self) -> Availability:
+        binary = _find_binary(self.profile)
+        if binary is None:
+            return Availability(
+                False,
+                reason=f"no '{self.profile.engine}' client found "
+                f"(tried {', '.join(self.profile.binaries)}; set {self.profile.binary_env})",
+                hint=self.profile.install_hint,
+            )
+        self._binary = binary
+        try:
+            info = commands.run([binary, "version", "--format", "{{json .}}"], timeout=30)
+        except IsobenchError as exc:
+            return Availability(
+                False,
+                reason=f"'{binary} version' failed: {exc}",
+                hint=self.profile.start_hint or self.profile.install_hint,
+            )
+        try:
+            data = json.loads(info.stdout)
+        except json.JSONDecodeError:
+            data = {}
+        client = data.get("Client", {}) or {}
+        server = data.get("Server", {}) or {}
+        version = str(server.get("Version") or client.get("Version") or "unknown")
+        details = {
+            "client": binary,
+            "client_version": str(client.get("Version", "")),
+            "client_api": str(client.get("ApiVersion") or client.get("APIVersion") or ""),
+            "server_version": version,
+        }
+        if self.oci_runtime is not None:
+            problem = self._oci_runtime_problem(binary)
+            if problem:
+                return Availability(False, version=version, reason=problem,
+                                    hint="Run 'make setup' to register it.", details=details)
+            details["oci_runtime"] = self.oci_runtime
+        return Availability(True, version=version, details=details)
+
+    def _oci_runtime_problem(self, binary: str) -> str:
+        assert self.oci_runtime is not None
+        if self.profile.engine == "docker":
+            result = commands.run([binary, "info", "--format", "{{json .Runtimes}}"],
+                                  timeout=30, check=False)
+            if self.oci_runtime not in result.stdout:
+                return f"docker has no runtime '{self.oci_runtime}' registered in daemon.json"
+            return ""
+        if shutil.which(self.oci_runtime) is None:
+            return f"'{self.oci_runtime}' is not installed"
+        return ""
+
+    # -- requests --------------------------------------------------------
+
+    def unsupported(self, request: Request) -> str | None:
+        if request.userns == "private" and "userns" in self.profile.cannot:
+            return self.profile.cannot["userns"]
+        if self.oci_runtime == "runsc" and request.network != "none":
+            return (
+                f"{self.name} runs runsc with --network=none (it cannot build a network in "
+                "the host's root network namespace), so it has only a loopback"
+            )
+        return None
+
+    def run_options(self, request: Request) -> list[str]:
+        """Translate a request into ``run`` options of this engine."""
+        options: list[str] = []
+        if request.hostname is not None:
+            options += ["--hostname", request.hostname]
+        for key, value in request.env:
+            options += ["--env", f"{key}={value}"]
+        if request.user is not None:
+            options += ["--user", request.user]
+        if request.pid == "host":
+            options += ["--pid", "host"]
+        if request.ipc == "host":
+            options += ["--ipc", "host"]
+        if request.uts == "host":
+            options += ["--uts", "host"]
+        network = {"none": "none", "host": "host", "default": None}[request.network]
+        if network is not None:
+            options += ["--network", network]
+        if request.cgroupns is not None:
+            options += ["--cgroupns", request.cgroupns]
+        if request.userns == "private":
+            options += ["--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536"]
+        for cap in request.cap_drop:
+            options += ["--cap-drop", cap]
+        for cap in request.cap_add:
+            options += ["--cap-add", cap]
+        return options
+
+    # -- lifecycle -------------------------------------------------------
+
+    def prepare(self, ctx: Context) -> None:
+        image = ctx.image
+        if image is None:
+            raise HarnessError("no probe image was built before preparing the runtimes")
+        present = commands.run([self.binary, "image", "inspect", image.reference],
+                               timeout=60, check=False)
+        if present.returncode == 0:
+            return
+
+        tar = subprocess.Popen(
+            ["tar", "-C", str(image.rootfs), "--numeric-owner", "-c", "."],
+            stdout=subprocess.PIPE,
+        )
+        try:
+            result = subprocess.run(
+                [self.binary, "import", "--change", "ENV PATH=/bin", "-", image.reference],
+                stdin=tar.stdout, capture_output=True, text=True, timeout=300,
+            )
+        finally:
+            if tar.stdout is not None:
+                tar.stdout.close()
+            tar.wait()
+        if result.returncode != 0:
+            raise CommandFailed(
+                [self.binary, "import", "-", image.reference], result.returncode,
+                result.stdout, result.stderr,
+            )
+        log.info("imported the probe image %s into %s", image.reference, self.profile.engine)
+
+    def launch(
+        self, ctx: Context, request: Request, argv: Sequence[str], env: dict[str, str]
+    ) -> Launched:
+        if ctx.image is None:
+            raise HarnessError("no probe image was built before launching a container")
+        name = ctx.container_name(self.name)
+        entry = ctx.journal.record(
+            "container", name, [self.binary, "rm", "--force", name],
+            runtime=self.name, absent=_ABSENT,
+        )
+        run_argv = [
+            self.binary, "run", "--interactive", "--name", name,
+            "--label", f"isobench.run={ctx.run_id}",
+            *self._runtime_flags(), *self.run_options(request),
+        ]
+        for key, value in env.items():
+            run_argv += ["--env", f"{key}={value}"]
+        run_argv += [ctx.image.reference, *argv]
+        process = popen(run_argv)
+        return Launched(name=name, process=process, argv=run_argv, entries=[entry])
+
+    def host_pid(self, ctx: Context, launched: Launched) -> int | None:
+        inspect = [self.binary, "inspect", "--format", "{{.State.Pid}}", launched.name]
+        result = commands.run(inspect, timeout=30, check=False)
+        launched.commands.append(" ".join(inspect))
+        try:
+            pid = int(result.stdout.strip())
+        except ValueError:
+            return None
+        return pid or None

@@ -1,0 +1,261 @@
+"""OCI runtime CLIs (runc, runsc, crun, ...) on a bundle the adapter lays out."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from isobench import commands
+from isobench.errors import HarnessError, IsobenchError
+from isobench.model import Request
+from isobench.runtimes.base import Adapter, Availability, Context, Launched, popen
+
+log = logging.getLogger(__name__)
+
+_ABSENT = ("does not exist", "not exist", "not found")
+
+# The capabilities that docker and podman grant by default; the same set is
+# written to config.json so that the OCI rows start from the same posture.
+DEFAULT_CAPABILITIES = (
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+)
+
+# Paths that the OCI runtime spec's example configuration masks or makes read-only.
+MASKED_PATHS = (
+    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+    "/proc/scsi",
+)
+READONLY_PATHS = (
+    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+)
+
+USERNS_HOST_ID = 100000
+USERNS_SIZE = 65536
+
+
+@dataclass(frozen=True)
+class OciProfile:
+    """What differs between OCI runtime CLIs, as data."""
+
+    runtime: str
+    binary_env: str
+    global_flags: tuple[str, ...] = ()
+    #: Request fields the runtime cannot express, with the reason.
+    cannot: dict[str, str] = field(default_factory=dict)
+    install_hint: str = ""
+
+
+RUNC = OciProfile(
+    runtime="runc",
+    binary_env="ISOBENCH_RUNC",
+    cannot={
+        "network=default": "runc has no network of its own (a CNI plugin would add one); "
+        "a new network namespace holds only a loopback",
+    },
+    install_hint="Install it with 'apt-get install runc' or run 'make setup'.",
+)
+
+RUNSC = OciProfile(
+    runtime="runsc",
+    binary_env="ISOBENCH_RUNSC",
+    # runsc cannot build a network in the host's root network namespace.
+    global_flags=("--network=none",),
+    cannot={
+        "network=default": "runsc runs with --network=none here, so it has only a loopback",
+        "network=host": "runsc runs with --network=none here, so it has only a loopback",
+        "userns=private": "runsc does not apply the user namespace mappings of config.json",
+    },
+    install_hint="Install it with 'apt-get install runsc' or run 'make setup'.",
+)
+
+
+def _capability(name: str) -> str:
+    upper = name.upper()
+    return upper if upper.startswith("CAP_") else f"CAP_{upper}"
+
+
+def build_config(request: Request, argv: Sequence[str], env: dict[str, str],
+                 rootfs: str = "rootfs") -> dict[str, Any]:
+    """Write the OCI ``config.json`` for ``request``, mirroring ``runc spec``'s defaults."""
+    caps = set(DEFAULT_CAPABILITIES)
+    drops = {_capability(c) for c in request.cap_drop}
+    if "CAP_ALL" in drops:
+        caps.clear()
+    caps -= drops
+    caps |= {_capability(c) for c in request.cap_add}
+    cap_list = sorted(caps)
+
+    uid, gid = 0, 0
+    if request.user is not None:
+        user, _, group = request.user.partition(":")
+        uid = int(user)
+        gid = int(group) if group else uid
+
+    environment = ["PATH=/bin", "TERM=xterm"]
+    environment += [f"{k}={v}" for k, v in request.env]
+    environment += [f"{k}={v}" for k, v in env.items()]
+
+    namespaces: list[dict[str, str]] = [{"type": "mount"}]
+    if request.pid == "private":
+        namespaces.append({"type": "pid"})
+    if request.network != "host":
+        namespaces.append({"type": "network"})
+    if request.ipc == "private":
+        namespaces.append({"type": "ipc"})
+    if request.uts == "private":
+        namespaces.append({"type": "uts"})
+    # runc spec's default has no cgroup namespace, so unset means the host's.
+    if request.cgroupns == "private":
+        namespaces.append({"type": "cgroup"})
+    if request.userns == "private":
+        namespaces.append({"type": "user"})
+
+    linux: dict[str, Any] = {
+        "namespaces": namespaces,
+        "maskedPaths": list(MASKED_PATHS),
+        "readonlyPaths": list(READONLY_PATHS),
+        "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+    }
+    if request.userns == "private":
+        mapping = [{"containerID": 0, "hostID": USERNS_HOST_ID, "size": USERNS_SIZE}]
+        linux["uidMappings"] = mapping
+        linux["gidMappings"] = mapping
+
+    mounts: list[dict[str, Any]] = [
+        {"destination": "/proc", "type": "proc", "source": "proc"},
+        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
+         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
+        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
+         "options": ["nosuid", "noexec", "nodev"]},
+        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "noexec", "nodev", "ro"]},
+    ]
+    if request.userns == "private":
+        # A user namespace may not mount a fresh sysfs or mqueue; bind them instead.
+        mounts = [m for m in mounts if m["destination"] not in ("/sys", "/dev/mqueue")]
+        mounts.append({"destination": "/sys", "type": "none", "source": "/sys",
+                       "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+    else:
+        mounts.append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                       "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]})
+
+    config: dict[str, Any] = {
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": False,
+            "user": {"uid": uid, "gid": gid},
+            "args": list(argv),
+            "env": environment,
+            "cwd": "/",
+            "capabilities": {
+                "bounding": cap_list, "effective": cap_list, "permitted": cap_list,
+            },
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": True,
+        },
+        "root": {"path": rootfs, "readonly": False},
+        "hostname": request.hostname or "isobench",
+        "mounts": mounts,
+        "linux": linux,
+    }
+    if request.uts == "host":
+        del config["hostname"]
+    return config
+
+
+class OciAdapter(Adapter):
+    """An OCI runtime CLI that runs a bundle in the foreground."""
+
+    family = "oci"
+
+    def __init__(self, profile: OciProfile, binary: str | None = None) -> None:
+        self.profile = profile
+        self.name = profile.runtime
+        self._binary = binary
+        self._availability: Availability | None = None
+
+    @property
+    def binary(self) -> str:
+        import os
+
+        return self._binary or os.environ.get(self.profile.binary_env) or self.profile.runtime
+
+    def state_root(self, ctx: Context) -> Path:
+        return Path("/run/isobench") / self.name
+
+    def _global(self, ctx: Context) -> list[str]:
+        return [self.binary, "--root", str(self.state_root(ctx)), *self.profile.global_flags]
+
+    def availability(self) -> Availability:
+        if self._availability is None:
+            self._availability = self._check_availability()
+        return self._availability
+
+    def _check_availability(self) -> Availability:
+        path = shutil.which(self.binary)
+        if path is None:
+            return Availability(False, reason=f"'{self.binary}' not found on PATH",
+                                hint=self.profile.install_hint)
+        try:
+            result = commands.run([path, "--version"], timeout=30)
+        except IsobenchError as exc:
+            return Availability(False, reason=str(exc), hint=self.profile.install_hint)
+        first = result.stdout.strip().splitlines()[0] if result.stdout.strip() else ""
+        version = first.split("version", 1)[-1].strip() if "version" in first else first
+        return Availability(True, version=version, details={"binary": path})
+
+    def unsupported(self, request: Request) -> str | None:
+        for key, reason in self.profile.cannot.items():
+            field_name, _, value = key.partition("=")
+            if str(getattr(request, field_name)) == value:
+                return reason
+        return None
+
+    def launch(
+        self, ctx: Context, request: Request, argv: Sequence[str], env: dict[str, str]
+    ) -> Launched:
+        if ctx.image is None:
+            raise HarnessError("no probe image was built before launching a container")
+        name = ctx.container_name(self.name)
+        bundle = ctx.work_dir / "bundles" / name
+        entries = [ctx.journal.record("bundle", str(bundle), ["rm", "-rf", str(bundle)],
+                                      runtime=self.name)]
+        bundle.mkdir(parents=True)
+        shutil.copytree(ctx.image.rootfs, bundle / "rootfs", symlinks=True)
+        config = build_config(request, argv, env)
+        (bundle / "config.json").write_text(json.dumps(config, indent=2))
+        if request.userns == "private":
+            commands.run(["chown", "-R", f"{USERNS_HOST_ID}:{USERNS_HOST_ID}",
+                          str(bundle / "rootfs")], timeout=60)
+
+        self.state_root(ctx).mkdir(parents=True, exist_ok=True)
+        entries.append(ctx.journal.record(
+            "container", name, [*self._global(ctx), "delete", "--force", name],
+            runtime=self.name, absent=_ABSENT,
+        ))
+        run_argv = [*self._global(ctx), "run", "--bundle", str(bundle), name]
+        process = popen(run_argv)
+        return Launched(name=name, process=process, argv=run_argv, entries=entries,
+                        commands=[f"# config.json written to {bundle}"])
+
+    def host_pid(self, ctx: Context, launched: Launched) -> int | None:
+        state = [*self._global(ctx), "state", launched.name]
+        result = commands.run(state, timeout=30, check=False)
+        launched.commands.append(" ".join(state))
+        try:
+            pid = int(json.loads(result.stdout).get("pid", 0))
+        except (json.JSONDecodeError, ValueError, AttributeError):
+            return None
+        return pid or None
