@@ -1,0 +1,335 @@
+"""Evaluate checks on runtimes: request, observe, judge.
+
+One :class:`Harness` lives for a run. It builds the probe image, places the
+host markers, prepares each runtime once, runs one probe container per
+distinct (runtime, request) pair and judges every check against the facts.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from isobench import images, runtimes
+from isobench.errors import HarnessError, IsobenchError
+from isobench.fixtures import HostMarkers
+from isobench.journal import Journal
+from isobench.model import Facts, Request
+from isobench.probe import END_MARKER, IMAGE_PATH, host, parse
+from isobench.probe.derive import derive, relative_facts
+from isobench.results import Record, cgroup_version
+from isobench.runtimes.base import Adapter, Context, execute
+from isobench.spec.loader import PLACEHOLDER, LoadedCheck
+from isobench.spec.matchers import Judgement, Value, judge
+from isobench.spec.schema import Deviation, FactCheck, HostRef, Matcher, RequestRef, RunCheck
+
+log = logging.getLogger(__name__)
+
+PROBE_TIMEOUT_S = 90.0
+
+
+
+@dataclass
+class Verdict:
+    """The outcome of one check on one runtime, before it becomes a record."""
+
+    outcome: str
+    message: str = ""
+    expected: str = ""
+    observed: str = ""
+    commands: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    request: Request | None = None
+
+
+class Harness:
+    """The state shared by every check of a run."""
+
+    def __init__(self, run_id: str, work_dir: Path, journal: Journal | None = None) -> None:
+        self.run_id = run_id
+        self.work_dir = work_dir
+        self.journal = journal or Journal(run_id, work_dir)
+        self.ctx = Context(run_id, self.journal, work_dir)
+        self.markers = HostMarkers(run_id, self.journal)
+        self.host_facts: dict[str, str | list[str]] = {}
+        self._started = False
+        self._prepared: dict[str, Exception | None] = {}
+        self._probes: dict[tuple[str, Request], Facts | Exception] = {}
+        self._lock = threading.Lock()
+
+    # -- set-up and tear-down --------------------------------------------
+
+    def start(self) -> None:
+        """Build the probe image and place the host markers (once)."""
+        if self._started:
+            return
+        self._started = True
+        self.ctx.image = images.build_probe_image()
+        facts = host.host_facts()
+        facts.update(self.markers.create())
+        facts["cgroup.version"] = cgroup_version()
+        facts.update(derive(facts))
+        self.host_facts = facts
+
+    def close(self) -> list[str]:
+        """Remove everything the run made; return what could not be removed."""
+        self.markers.remove()
+        left = self.journal.remove_all()
+        self.journal.close()
+        return [f"{entry.kind} {entry.name}" for entry in left]
+
+    def prepare(self, adapter: Adapter) -> None:
+        """Make a runtime ready once; a failure is remembered and raised for every check."""
+        with self._lock:
+            if adapter.name not in self._prepared:
+                try:
+                    adapter.prepare(self.ctx)
+                    self._prepared[adapter.name] = None
+                except IsobenchError as exc:
+                    self._prepared[adapter.name] = exc
+            problem = self._prepared[adapter.name]
+        if problem is not None:
+            raise problem
+
+    # -- observing -------------------------------------------------------
+
+    def probe(self, adapter: Adapter, request: Request) -> Facts:
+        """Return the facts of one container with ``request``, starting it on first use."""
+        key = (adapter.name, request)
+        with self._lock:
+            cached = self._probes.get(key)
+        if isinstance(cached, Exception):
+            raise cached
+        if cached is not None:
+            return cached
+        try:
+            facts = self._run_probe(adapter, request)
+        except IsobenchError as exc:
+            with self._lock:
+                self._probes[key] = exc
+            raise
+        with self._lock:
+            self._probes[key] = facts
+        return facts
+
+    def _run_probe(self, adapter: Adapter, request: Request) -> Facts:
+        paths = [str(self.host_facts.get("marker.file", ""))]
+        env = {"ISOBENCH_PROBE_HOLD": "1", "ISOBENCH_PROBE_PATHS": ":".join(paths)}
+        execution = execute(
+            adapter, self.ctx, request, ["/bin/sh", IMAGE_PATH],
+            env=env, hold_marker=END_MARKER, read_host=host.process_facts,
+            timeout=PROBE_TIMEOUT_S,
+        )
+        result = execution.result
+        if END_MARKER not in result.stdout:
+            raise HarnessError(
+                f"the probe did not finish on {adapter.name} (exit status {result.exit_code}): "
+                f"{result.commands[-1]}\nstderr:\n{result.stderr.strip()[-2000:]}"
+            )
+        inside = parse.parse(result.stdout)
+
+        facts = Facts(run=result)
+        facts.update(inside, "inside")
+        facts.update(derive(inside), "inside")
+        if execution.host_view:
+            for name, value in execution.host_view.items():
+                if name.startswith("ns.") and name in inside and inside[name] != value:
+                    facts.values[f"inside.{name}"] = inside[name]
+                    facts.notes.append(
+                        f"{name}: {inside[name]} inside, {value} from the host side "
+                        f"(/proc/{execution.host_pid}); the host side is used"
+                    )
+            facts.update(execution.host_view, f"host side (/proc/{execution.host_pid})")
+        else:
+            facts.notes.append(f"{adapter.name} shows no host PID; facts are read inside only")
+        facts.update(relative_facts(facts.values, self.host_facts), "compared with the host")
+        return facts
+
+    # -- judging ---------------------------------------------------------
+
+    def _resolver(self, request: Request) -> Callable[[HostRef | RequestRef], Value]:
+        def resolve(ref: HostRef | RequestRef) -> Value:
+            if isinstance(ref, HostRef):
+                value = self.host_facts.get(ref.host)
+                if value is None:
+                    raise HarnessError(f"the host fact '{ref.host}' could not be read")
+                return value
+            found: Any = getattr(request, ref.request)
+            return None if found is None else str(found)
+
+        return resolve
+
+    def evaluate(self, loaded: LoadedCheck, runtime: str,
+                 control: dict[str, Any] | None = None) -> Verdict:
+        """Run one check on one runtime; ``control`` merges request fields of a negative control."""
+        check = loaded.check
+        request = check.request
+        if control:
+            request = Request.model_validate({**request.model_dump(), **control})
+        adapter = runtimes.get(runtime)
+
+        available = adapter.availability()
+        if not available.available:
+            return Verdict("error", f"{available.reason}. {available.hint}".strip(),
+                           request=request)
+        reason = adapter.unsupported(request)
+        if reason is not None:
+            return Verdict("skip", reason, request=request)
+
+        try:
+            self.start()
+            self.prepare(adapter)
+            if isinstance(check, FactCheck):
+                verdict = self._judge_fact(check, adapter, request)
+            else:
+                verdict = self._judge_run(check, adapter, request)
+        except IsobenchError as exc:
+            return Verdict("error", str(exc), request=request, commands=_commands_of(exc))
+        verdict.request = request
+
+        if control is None:
+            deviation = self.deviation(loaded, runtime)
+            if deviation is not None:
+                verdict = _apply_deviation(verdict, deviation)
+        return verdict
+
+    def deviation(self, loaded: LoadedCheck, runtime: str) -> Deviation | None:
+        """Return the deviation declared for this runtime on this host, if any."""
+        for deviation in loaded.check.deviations:
+            if runtime not in deviation.runtimes:
+                continue
+            wanted = deviation.when.get("cgroup_version")
+            if wanted is not None and wanted != cgroup_version():
+                continue
+            return deviation
+        return None
+
+    def _judge_fact(self, check: FactCheck, adapter: Adapter, request: Request) -> Verdict:
+        facts = self.probe(adapter, request)
+        commands = facts.run.commands if facts.run else []
+        value = facts.get(check.fact)
+        if value is None:
+            raise _ObservationError(
+                f"the probe reported no fact '{check.fact}' on {adapter.name}", commands
+            )
+        verdict = _verdict(judge(check.expect, value, self._resolver(request)),
+                           f"{check.fact}", commands)
+        source = facts.sources.get(check.fact, "")
+        if source:
+            verdict.notes.append(f"{check.fact} read {source}")
+        verdict.notes.extend(note for note in facts.notes if note.startswith(check.fact + ":"))
+        return verdict
+
+    def _judge_run(self, check: RunCheck, adapter: Adapter, request: Request) -> Verdict:
+        argv = [substitute(arg, self.host_facts) for arg in check.run]
+        started = time.monotonic()
+        execution = execute(adapter, self.ctx, request, argv, timeout=check.timeout_s)
+        result = execution.result
+        log.debug("check command finished in %.2fs", time.monotonic() - started)
+
+        after = {"hostname": host.host_facts()["hostname"]}
+        changed = self.markers.restore_hostname()
+
+        parts: list[tuple[str, Matcher, Value]] = []
+        expect = check.expect
+        if expect.exit_code is not None:
+            parts.append(("exit_code", expect.exit_code, str(result.exit_code)))
+        if expect.stdout is not None:
+            parts.append(("stdout", expect.stdout, result.stdout))
+        if expect.stderr is not None:
+            parts.append(("stderr", expect.stderr, result.stderr))
+        for name, matcher in expect.host.items():
+            parts.append((f"host {name} after the run", matcher,
+                          after.get(name, self.host_facts.get(name))))
+
+        resolve = self._resolver(request)
+        expected, observed, failed = [], [], []
+        for label, matcher, value in parts:
+            judgement = judge(matcher, value, resolve)
+            expected.append(f"{label}: {judgement.expected}")
+            observed.append(f"{label}: {judgement.observed}")
+            if not judgement.ok:
+                failed.append(label)
+        notes = [f"stdout: {result.stdout.strip()[-500:]}", f"stderr: {result.stderr.strip()[-500:]}"]
+        if changed:
+            notes.append(f"the host's hostname was changed to {changed!r} and has been restored")
+        outcome = "fail" if failed else "pass"
+        message = f"not as expected: {', '.join(failed)}" if failed else ""
+        return Verdict(outcome, message, "; ".join(expected), "; ".join(observed),
+                       result.commands, notes)
+
+
+def substitute(arg: str, host_facts: dict[str, str | list[str]]) -> str:
+    """Replace ``{host.NAME}`` placeholders with host facts; other braces stay as they are."""
+
+    def replace(match: re.Match[str]) -> str:
+        value = host_facts.get(match.group(1))
+        if not isinstance(value, str):
+            raise HarnessError(f"the host fact '{match.group(1)}' has no single value to substitute")
+        return value
+
+    return PLACEHOLDER.sub(replace, arg)
+
+
+def _commands_of(exc: Exception) -> list[str]:
+    found = getattr(exc, "commands", None)
+    if isinstance(found, list):
+        return [str(c) for c in found]
+    argv = getattr(exc, "argv", None)
+    return [shlex.join(argv)] if isinstance(argv, list) else []
+
+
+class _ObservationError(HarnessError):
+    def __init__(self, message: str, commands: list[str]) -> None:
+        super().__init__(message)
+        self.commands = commands
+
+
+def _verdict(judgement: Judgement, label: str, commands: list[str]) -> Verdict:
+    outcome = "pass" if judgement.ok else "fail"
+    message = "" if judgement.ok else f"{label} does not meet the expectation: {judgement.expected}"
+    return Verdict(outcome, message, judgement.expected, judgement.observed, list(commands))
+
+
+def _apply_deviation(verdict: Verdict, deviation: Deviation) -> Verdict:
+    if verdict.outcome == "fail":
+        verdict.outcome = "xfail"
+        verdict.message = f"declared deviation: {deviation.reason} ({verdict.message})"
+    elif verdict.outcome == "pass":
+        verdict.outcome = "xpass"
+        verdict.message = (
+            f"a declared deviation did not happen: {deviation.reason}. "
+            "Remove the deviation from the suite if the runtime now keeps the guarantee."
+        )
+    return verdict
+
+
+def to_record(loaded: LoadedCheck, runtime: str, verdict: Verdict, duration_s: float,
+              control: str = "") -> Record:
+    """Turn a verdict into a results.jsonl record."""
+    check = loaded.check
+    return Record(
+        suite=loaded.suite,
+        check=check.id,
+        title=check.title,
+        runtime=runtime,
+        outcome=verdict.outcome,
+        message=verdict.message,
+        duration_s=round(duration_s, 3),
+        file=str(loaded.path),
+        line=loaded.line,
+        commands=verdict.commands,
+        expected=verdict.expected,
+        observed=verdict.observed,
+        request=verdict.request.describe() if verdict.request else "",
+        fact=check.fact if isinstance(check, FactCheck) else "",
+        notes=verdict.notes,
+        control=control,
+    )

@@ -1,0 +1,318 @@
+"""The ``isobench`` command: run, report, runtimes, doctor and clean.
+
+Exit status: 0 when every check passed (or was skipped or an expected
+failure), 1 when a guarantee is broken (fail or xpass), 2 for a usage
+error, 3 when a runtime or the harness could not run a check, 130 after an
+interrupt. Failures of the ``host`` row are expected, because it is the
+negative control; a check that *passes* there counts as a broken check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from isobench import __version__, images, journal, runtimes
+from isobench.errors import IsobenchError, UsageError
+from isobench.results import RESULTS_FILE, RUN_FILE, cgroup_mode, new_run_id, read_run
+from isobench.spec.loader import find_suites, load_suite
+
+log = logging.getLogger("isobench")
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+CONTROL_ROW = "host"
+
+
+def _default_suites_dir() -> Path:
+    configured = os.environ.get("ISOBENCH_SUITES_DIR")
+    if configured:
+        return Path(configured)
+    here = Path.cwd() / "suites"
+    if here.is_dir():
+        return here
+    # An editable install: the suites beside the source tree.
+    return Path(__file__).resolve().parents[2] / "suites"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="isobench",
+        description="Check that container runtimes isolate, and compare them side by side.",
+    )
+    parser.add_argument("--version", action="version", version=f"isobench {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="Log every command with its exit status and duration.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="Run suites on runtimes and write a run directory.")
+    run.add_argument("--runtime", action="append", default=[], metavar="NAME",
+                     help="Runtime row to check; repeatable. Default: every available runtime "
+                     "except 'host'.")
+    run.add_argument("--all", action="store_true",
+                     help="Check every available runtime, including the 'host' negative control.")
+    run.add_argument("--suite", action="append", default=[], metavar="NAME",
+                     help="Suite to run, by name (suites/NAME.yaml); repeatable. Default: all.")
+    run.add_argument("--suites-dir", type=Path, default=None, metavar="DIR",
+                     help="Directory of suite files (default: ./suites).")
+    run.add_argument("--out", type=Path, default=None, metavar="DIR",
+                     help="Run directory to write (default: reports/runs/RUN_ID, linked from "
+                     "reports/latest).")
+    run.add_argument("-k", dest="keyword", default=None, metavar="EXPR",
+                     help="Only run checks whose name matches this pytest -k expression.")
+    run.add_argument("--no-gate", action="store_true",
+                     help="Exit 0 once the report is written, whatever the verdicts (for "
+                     "comparison reports); usage errors and interrupts still exit non-zero.")
+    run.add_argument("--pytest-arg", action="append", default=[], metavar="ARG",
+                     help="Extra argument passed to pytest; repeatable.")
+
+    report = commands.add_parser("report", help="Render a run directory to Markdown, HTML and CSV.")
+    report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    report.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="Where to write the report (default: the run directory).")
+
+    listing = commands.add_parser("runtimes", help="List runtimes, their versions and availability.")
+    listing.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+
+    commands.add_parser("doctor", help="Tell what this host lacks to run isobench, and the fix.")
+
+    clean = commands.add_parser("clean", help="Remove what runs that died left behind.")
+    clean.add_argument("--dry-run", action="store_true", help="List what would be removed.")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "report":
+            return cmd_report(args)
+        if args.command == "runtimes":
+            return cmd_runtimes(args)
+        if args.command == "doctor":
+            return cmd_doctor(args)
+        if args.command == "clean":
+            return cmd_clean(args)
+    except UsageError as exc:
+        print(f"isobench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except IsobenchError as exc:
+        print(f"isobench: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("isobench: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE
+
+
+# -- run ----------------------------------------------------------------
+
+
+def _choose_runtimes(args: argparse.Namespace) -> list[str]:
+    for name in args.runtime:
+        runtimes.get(name)  # raises UnknownRuntimeError
+    if args.runtime:
+        return list(dict.fromkeys(args.runtime))
+    chosen = []
+    for name in runtimes.names():
+        if name == CONTROL_ROW and not args.all:
+            continue
+        info = runtimes.get(name).availability()
+        if info.available:
+            chosen.append(name)
+        else:
+            log.warning("skipping runtime %s: %s. %s", name, info.reason, info.hint)
+    if not chosen:
+        raise UsageError("no runtime is available here; run 'isobench doctor' to see why")
+    return chosen
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    suites_dir = args.suites_dir or _default_suites_dir()
+    if not suites_dir.is_dir():
+        raise UsageError(f"suite directory {suites_dir} not found; pass --suites-dir DIR")
+    suite_paths = find_suites(suites_dir, args.suite)
+    if not suite_paths:
+        raise UsageError(f"no suite files (*.yaml) in {suites_dir}")
+    # Load every suite first, so that a malformed one stops the run before
+    # any container starts.
+    for path in suite_paths:
+        load_suite(path)
+    chosen = _choose_runtimes(args)
+
+    run_id = new_run_id()
+    link = None
+    out = args.out
+    if out is None:
+        out = Path("reports") / "runs" / run_id
+        link = Path("reports") / "latest"
+    out = out.resolve()
+
+    pytest_args = [str(p) for p in suite_paths]
+    pytest_args += ["-p", "no:cacheprovider", "--isobench-out", str(out), "-q", "-rfE"]
+    pytest_args += ["--isobench-run-id", run_id]
+    # The CLI imports isobench before pytest starts, so pytest cannot rewrite
+    # its asserts; isobench has no asserts that need it.
+    pytest_args += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    pytest_args += ["--rootdir", str(suites_dir.resolve().parent)]
+    for name in chosen:
+        pytest_args += ["--runtime", name]
+    if args.keyword:
+        pytest_args += ["-k", args.keyword]
+    pytest_args += args.pytest_arg
+
+    log.info("running %s on %s", ", ".join(p.stem for p in suite_paths), ", ".join(chosen))
+    code = pytest.main(pytest_args)
+
+    if link is not None and out.exists():
+        _point_latest(link, out)
+    if not (out / RUN_FILE).exists():
+        print(f"isobench: no results were written (pytest exit status {int(code)})",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED if code == pytest.ExitCode.INTERRUPTED else EXIT_ERROR
+
+    from isobench.report import render
+
+    written = render(out)
+    print(f"run directory: {out}")
+    print(f"report: {written['index.html']}")
+    print(f"summary: {written['summary.md']}")
+    if code == pytest.ExitCode.INTERRUPTED:
+        return EXIT_INTERRUPTED
+    status = _exit_status(out)
+    return EXIT_OK if args.no_gate else status
+
+
+def _point_latest(link: Path, target: Path) -> None:
+    """Make ``reports/latest`` a symlink to the newest run; a real directory there is kept."""
+    if link.is_symlink() or not link.exists():
+        link.unlink(missing_ok=True)
+        link.symlink_to(os.path.relpath(target, link.parent))
+    else:
+        log.warning("%s is not a symlink; leaving it as it is", link)
+
+
+def _exit_status(run_dir: Path) -> int:
+    _, records = read_run(run_dir)
+    broken = [r for r in records if r["runtime"] != CONTROL_ROW and r["outcome"] in ("fail", "xpass")]
+    errors = [r for r in records if r["outcome"] == "error"]
+    unfailing = [r for r in records if r["runtime"] == CONTROL_ROW and r["outcome"] == "pass"]
+    for record in unfailing:
+        print(f"isobench: check {record['suite']}/{record['check']} passed on the host "
+              f"negative control, so it cannot detect a missing guarantee "
+              f"({record['file']}:{record['line']})", file=sys.stderr)
+    if broken or unfailing:
+        return EXIT_FAIL
+    if errors:
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+# -- report, runtimes, doctor, clean -------------------------------------
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from isobench.report import render
+
+    if not (args.run_dir / RUN_FILE).exists() and not (args.run_dir / RESULTS_FILE).exists():
+        raise UsageError(f"{args.run_dir} is not a run directory (no {RUN_FILE}); "
+                         "pass the --out directory of an 'isobench run'")
+    written = render(args.run_dir, args.out)
+    for name, path in written.items():
+        print(f"{name}: {path}")
+    return EXIT_OK
+
+
+def cmd_runtimes(args: argparse.Namespace) -> int:
+    rows = []
+    for name in runtimes.names():
+        adapter = runtimes.get(name)
+        info = adapter.availability()
+        rows.append({
+            "runtime": name, "family": adapter.family, "available": info.available,
+            "version": info.version, "reason": info.reason, "hint": info.hint,
+            "details": info.details,
+        })
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    width = max(len(r["runtime"]) for r in rows)
+    for row in rows:
+        state = "available" if row["available"] else "not available"
+        print(f"{row['runtime']:<{width}}  {row['family']:<7} {state:<13} {row['version']}")
+        for key, value in row["details"].items():
+            print(f"{'':<{width}}    {key}: {value}")
+        if not row["available"]:
+            print(f"{'':<{width}}    reason: {row['reason']}")
+            if row["hint"]:
+                print(f"{'':<{width}}    fix: {row['hint']}")
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    problems = 0
+
+    def report(ok: bool, what: str, fix: str = "") -> None:
+        nonlocal problems
+        print(f"[{'ok' if ok else 'missing'}] {what}")
+        if not ok:
+            problems += 1
+            if fix:
+                print(f"          fix: {fix}")
+
+    report(os.geteuid() == 0, "running as root (needed for containers, mounts and markers)",
+           "run isobench as root")
+    try:
+        busybox = images.find_busybox()
+        report(True, f"busybox at {busybox}")
+    except UsageError as exc:
+        report(False, "a static busybox for the probe image", str(exc))
+    for tool, package in (("ipcrm", "util-linux"), ("pkill", "procps"), ("mount", "util-linux"),
+                          ("tar", "tar")):
+        report(shutil.which(tool) is not None, f"'{tool}' on PATH",
+               f"apt-get install {package}")
+    print(f"[info] cgroup mode: {cgroup_mode()}")
+
+    newer = shutil.which("docker")
+    if newer and newer != "/usr/bin/docker" and Path("/usr/bin/docker").exists():
+        print(f"[info] 'docker' on PATH is {newer}; isobench uses /usr/bin/docker, the client "
+              "that matches the Debian engine (set ISOBENCH_DOCKER to choose another)")
+
+    for name in runtimes.names():
+        info = runtimes.get(name).availability()
+        what = f"runtime {name} {info.version}".rstrip()
+        report(info.available, what if info.available else f"{what}: {info.reason}", info.hint)
+
+    stale = journal.stale_entries()
+    leftovers = sum(len(entries) for entries in stale.values())
+    report(leftovers == 0, f"no resources left by dead runs ({leftovers} found)",
+           "run 'isobench clean'")
+    print("all set" if problems == 0 else f"{problems} problems; 'make setup' fixes most of them")
+    return EXIT_OK if problems == 0 else EXIT_ERROR
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    lines = journal.clean_stale(dry_run=args.dry_run)
+    for line in lines:
+        print(line)
+    if not lines:
+        print("nothing to clean")
+    return EXIT_ERROR if any(line.startswith("could not") for line in lines) else EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

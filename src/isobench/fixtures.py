@@ -1,0 +1,146 @@
+"""Markers that the harness places on the host, so that checks can look for them inside.
+
+A process with a unique command line, a file, a tmpfs mount, a SysV shared
+memory segment and a TCP listener on 127.0.0.1: a container that sees any
+of them shares that part of the host. Each is recorded in the journal
+before it is made, so it is removed also after an interrupt.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import zlib
+from pathlib import Path
+
+from isobench import commands
+from isobench.errors import HarnessError
+from isobench.journal import Journal
+
+log = logging.getLogger(__name__)
+
+IPC_CREAT = 0o1000
+IPC_EXCL = 0o2000
+
+
+class Listener(threading.Thread):
+    """A TCP listener on 127.0.0.1 that accepts and closes every connection."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True, name="isobench-listener")
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.5)
+        self.port: int = self.sock.getsockname()[1]
+        self.accepted = 0
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            self.accepted += 1
+            conn.close()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.sock.close()
+        self.join(2)
+
+
+class HostMarkers:
+    """Creates the markers for one run and removes them."""
+
+    def __init__(self, run_id: str, journal: Journal, base: Path = Path("/tmp")) -> None:
+        self.run_id = run_id
+        self.journal = journal
+        self.base = base
+        self.facts: dict[str, str | list[str]] = {}
+        self._process: subprocess.Popen[bytes] | None = None
+        self._listener: Listener | None = None
+        self._original_hostname = socket.gethostname()
+
+    def create(self) -> dict[str, str | list[str]]:
+        """Make every marker and return the host facts that name them."""
+        tag = f"isobench-marker-{self.run_id}"
+
+        sleep = shutil.which("sleep") or "/bin/sleep"
+        # pkill matches the whole command line, which carries the run id, so a
+        # stale journal can never end an unrelated process that reused the PID.
+        self.journal.record("process", f"{tag} 3600",
+                            ["pkill", "--full", "--exact", f"{tag} 3600"])
+        self._process = subprocess.Popen(
+            [tag, "3600"], executable=sleep, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+        self.facts["marker.process"] = f"{tag} 3600"
+
+        marker_file = self.base / f"{tag}.file"
+        self.journal.record("file", str(marker_file), ["rm", "-f", str(marker_file)])
+        marker_file.write_text("isobench marker\n")
+        self.facts["marker.file"] = str(marker_file)
+
+        mount_point = self.base / f"{tag}.mnt"
+        self.journal.record("directory", str(mount_point), ["rmdir", str(mount_point)],
+                            absent=("No such file",))
+        mount_point.mkdir(exist_ok=True)
+        self.journal.record("mount", str(mount_point), ["umount", str(mount_point)],
+                            absent=("not mounted", "no mount point"))
+        commands.run(["mount", "-t", "tmpfs", "-o", "size=64k", "isobench", str(mount_point)],
+                     timeout=30, hint="The mount marker needs root.")
+        self.facts["marker.mount"] = str(mount_point)
+
+        self.facts["marker.shm_key"] = self._make_shm()
+
+        self._listener = Listener()
+        self._listener.start()
+        self.facts["listener.port"] = str(self._listener.port)
+
+        # A check may change the hostname through a shared UTS namespace; the
+        # original is restored after every check and at the end (not from the
+        # journal, since a later deliberate change must not be undone).
+        return self.facts
+
+    def _make_shm(self) -> str:
+        """Make a SysV shared memory segment with a key derived from the run id."""
+        key = zlib.crc32(self.run_id.encode()) & 0x7FFFFFFF or 1
+        self.journal.record("shm", f"{key:#x}", ["ipcrm", "--shmem-key", f"{key:#x}"],
+                            absent=("invalid key", "Invalid argument", "not found"))
+        libc = ctypes.CDLL(None, use_errno=True)
+        shmid = libc.shmget(key, 4096, IPC_CREAT | IPC_EXCL | 0o600)
+        if shmid < 0:
+            errno = ctypes.get_errno()
+            raise HarnessError(
+                f"shmget(key={key:#x}) failed: {os.strerror(errno)}; "
+                "a segment with this key may be left from an earlier run: 'isobench clean'"
+            )
+        return str(key)
+
+    def restore_hostname(self) -> str | None:
+        """Put the host's hostname back if a check changed it; return the changed name."""
+        current = socket.gethostname()
+        if current == self._original_hostname:
+            return None
+        log.warning("the host's hostname changed to %r during a check; restoring %r",
+                    current, self._original_hostname)
+        socket.sethostname(self._original_hostname)
+        return current
+
+    def remove(self) -> None:
+        """Stop the listener and the process; the journal removes the rest."""
+        if self._listener is not None:
+            self._listener.stop()
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(5)
+        self.restore_hostname()

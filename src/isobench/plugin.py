@@ -1,0 +1,250 @@
+"""The pytest plugin: collects ``suites/*.yaml`` and runs every check on every runtime.
+
+Each check × runtime is one item named ``CHECK[RUNTIME]``. The check is
+evaluated in the item's set-up, so a runtime that could not run it shows
+as a pytest *error*, a broken guarantee as a *failure*, and a request the
+runtime cannot express as a *skip*. Every outcome is written to the run
+directory as it happens.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from isobench import runtimes
+from isobench.checks import Harness, Verdict, to_record
+from isobench.errors import IsobenchError, SuiteError
+from isobench.results import Record, RunDirectory, new_run_id
+from isobench.spec.loader import LoadedCheck, load_suite
+
+log = logging.getLogger(__name__)
+
+RECORD_KEY = "isobench-record"
+verdict_key = pytest.StashKey[Verdict]()
+record_key = pytest.StashKey[Record]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("isobench", "isobench: container runtime checks")
+    group.addoption(
+        "--runtime",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="Runtime row to check (repeatable; default: every available runtime except "
+        f"'host'). Known: {', '.join(runtimes.names())}.",
+    )
+    group.addoption(
+        "--isobench-run-id",
+        metavar="ID",
+        default=None,
+        help="Identifier of the run, used in container names (default: time and a random part).",
+    )
+    group.addoption(
+        "--isobench-out",
+        metavar="DIR",
+        default=None,
+        help="Run directory for run.json and results.jsonl (default: reports/runs/RUN_ID).",
+    )
+
+
+class IsobenchSession:
+    """The per-session state: the run directory and the harness, made on first use."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.run_id = config.getoption("isobench_run_id") or new_run_id()
+        self.requested: list[str] = list(dict.fromkeys(config.getoption("runtime")))
+        for name in self.requested:
+            runtimes.get(name)  # raises UnknownRuntimeError for a wrong name
+        self._runtime_names: list[str] | None = None
+        out = config.getoption("isobench_out")
+        self.out_dir = Path(out) if out else Path(config.rootpath) / "reports" / "runs" / self.run_id
+        self.run_dir: RunDirectory | None = None
+        self.harness: Harness | None = None
+        self.suites: list[dict[str, Any]] = []
+        self._old_sigterm: Any = None
+
+    @property
+    def runtime_names(self) -> list[str]:
+        """The runtime rows of this run, chosen when the first suite is collected."""
+        if self._runtime_names is None:
+            self._runtime_names = self.requested or self._available_runtimes()
+        return self._runtime_names
+
+    @staticmethod
+    def _available_runtimes() -> list[str]:
+        chosen = []
+        for name in runtimes.names():
+            if name == "host":
+                continue
+            if runtimes.get(name).availability().available:
+                chosen.append(name)
+        return chosen
+
+    def ensure_started(self) -> Harness:
+        """Create the run directory and harness when the first check needs them."""
+        if self.harness is None:
+            self.run_dir = RunDirectory(self.out_dir, self.run_id)
+            self.run_dir.start(sys.argv, self.suites)
+            for name in self.runtime_names:
+                info = runtimes.get(name).availability()
+                self.run_dir.set_runtime(name, {
+                    "available": info.available, "version": info.version,
+                    "reason": info.reason, "hint": info.hint, "details": info.details,
+                    "family": runtimes.get(name).family,
+                })
+                if not info.available:
+                    log.warning("runtime %s is not available: %s", name, info.reason)
+            work_dir = Path(os.environ.get("ISOBENCH_WORK_DIR", "/var/tmp/isobench")) / self.run_id
+            self.harness = Harness(self.run_id, work_dir)
+            log.info("run directory: %s", self.out_dir)
+        return self.harness
+
+    # -- hooks -----------------------------------------------------------
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if hasattr(signal, "SIGTERM"):
+            self._old_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Iterator[None]:
+        outcome = yield
+        report: pytest.TestReport = outcome.get_result()
+        record = item.stash.get(record_key, None)
+        if record is None:
+            return
+        final = call.when == "call" or (call.when == "setup" and report.outcome != "passed")
+        if final:
+            report.user_properties.append((RECORD_KEY, record.to_json()))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for key, value in report.user_properties:
+            if key == RECORD_KEY and self.run_dir is not None:
+                self.run_dir.append(Record(**json.loads(value)))
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        if self._old_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._old_sigterm)
+        if self.harness is not None:
+            left = self.harness.close()
+            if left:
+                log.warning("could not remove: %s; run 'isobench clean'", ", ".join(left))
+        if self.run_dir is not None:
+            if exitstatus == pytest.ExitCode.INTERRUPTED:
+                status = "interrupted"
+            elif exitstatus in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
+                status = "failed"
+            else:
+                status = "complete"
+            self.run_dir.finish(status)
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"received signal {signum}")
+
+
+session_key = pytest.StashKey[IsobenchSession]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "isobench_check: a check of an isobench suite")
+    try:
+        state = IsobenchSession(config)
+    except IsobenchError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[session_key] = state
+    config.pluginmanager.register(state, "isobench-session")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix in (".yaml", ".yml") and file_path.parent.name == "suites":
+        return SuiteFile.from_parent(parent, path=file_path)
+    return None
+
+
+class SuiteFile(pytest.File):
+    """A suite file; a malformed one is a collection error naming file, line and field."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        try:
+            loaded = load_suite(self.path)
+        except SuiteError as exc:
+            raise self.CollectError(str(exc)) from None
+        state = self.config.stash[session_key]
+        state.suites.append(
+            {"name": loaded.name, "path": str(self.path), "checks": len(loaded.checks)}
+        )
+        for check in loaded.checks:
+            for runtime in state.runtime_names:
+                yield CheckItem.from_parent(
+                    self, name=f"{check.id}[{runtime}]", loaded=check, runtime=runtime
+                )
+
+
+class CheckItem(pytest.Item):
+    """One check on one runtime."""
+
+    def __init__(self, *, loaded: LoadedCheck, runtime: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.loaded = loaded
+        self.runtime = runtime
+        self.add_marker("isobench_check")
+
+    def setup(self) -> None:
+        state = self.config.stash[session_key]
+        harness = state.ensure_started()
+
+        started = time.monotonic()
+        verdict = harness.evaluate(self.loaded, self.runtime)
+        duration = time.monotonic() - started
+
+        self.stash[verdict_key] = verdict
+        self.stash[record_key] = to_record(self.loaded, self.runtime, verdict, duration)
+        if verdict.outcome == "error":
+            pytest.fail(self.describe(verdict), pytrace=False)
+        if verdict.outcome == "skip":
+            pytest.skip(verdict.message)
+
+    def runtest(self) -> None:
+        verdict = self.stash[verdict_key]
+        if verdict.outcome == "xfail":
+            pytest.xfail(verdict.message)
+        if verdict.outcome in ("fail", "xpass"):
+            pytest.fail(self.describe(verdict), pytrace=False)
+
+    def describe(self, verdict: Verdict) -> str:
+        """Format a verdict with the suite's file:line, the values and the commands run."""
+        where = f"{self.loaded.path}:{self.loaded.line}"
+        lines = [
+            f"{where}: {self.loaded.id} on {self.runtime}: {verdict.outcome}",
+            f"  check:    {self.loaded.check.title}",
+            f"  request:  {verdict.request.describe() if verdict.request else 'defaults'}",
+        ]
+        if verdict.expected:
+            lines.append(f"  expected: {verdict.expected}")
+        if verdict.observed:
+            lines.append(f"  observed: {verdict.observed}")
+        if verdict.message:
+            lines.append(f"  message:  {verdict.message}")
+        for note in verdict.notes:
+            lines.append(f"  note:     {note}")
+        for command in verdict.commands:
+            lines.append(f"  $ {command}")
+        return "\n".join(lines)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.loaded.line - 1, f"{self.loaded.id}[{self.runtime}]"

@@ -1,0 +1,641 @@
+"""Render a run directory as ``summary.md``, ``index.html``, ``results.csv`` and ``matrix.csv``.
+
+``summary.md`` is sized for a CI job summary: GitHub rejects one larger than
+1 MiB, so every section that grows with the run has a cap. ``index.html`` is a
+self-contained page with the same content, colored and with a plot.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from isobench.errors import UsageError
+from isobench.report import frames
+from isobench.results import RESULTS_FILE, RUN_FILE, read_run
+
+SUMMARY_FILE = "summary.md"
+HTML_FILE = "index.html"
+RESULTS_CSV = "results.csv"
+MATRIX_CSV = "matrix.csv"
+
+# Outcomes listed under "Failures and errors": each means a broken guarantee,
+# a check that could not run, or a declared deviation that did not happen.
+PROBLEM_OUTCOMES = ("fail", "error", "xpass")
+
+MARKS = {
+    "pass": "pass",
+    "fail": "FAIL",
+    "error": "ERROR",
+    "skip": "skip",
+    "xfail": "xfail",
+    "xpass": "XPASS",
+}
+NO_RECORD_MARK = "-"
+
+# Colors of the outcomes in the plot and in the HTML matrix.
+OUTCOME_COLORS = {
+    "pass": "#2e7d32",
+    "fail": "#c62828",
+    "error": "#e65100",
+    "skip": "#9e9e9e",
+    "xfail": "#5c7fa3",
+    "xpass": "#8e24aa",
+}
+UNKNOWN_OUTCOME_COLOR = "#616161"
+
+# Caps on summary.md. By estimate they keep a summary below about 400 KiB for
+# runs of up to 10 runtimes with check names under 100 characters: 500 matrix
+# rows of 200 bytes, the failure budget, 50 skip rows of 300 bytes and the header.
+SUMMARY_MAX_PROBLEMS = 50
+SUMMARY_PROBLEM_BUDGET_BYTES = 256 * 1024
+SUMMARY_MAX_MATRIX_ROWS = 500
+SUMMARY_MAX_SKIP_GROUPS = 50
+SUMMARY_MESSAGE_LINES = 10
+SUMMARY_FIELD_CHARS = 1500
+SUMMARY_MAX_COMMANDS = 10
+SUMMARY_COMMAND_CHARS = 500
+
+# Caps on index.html, which has no size limit but should open quickly.
+HTML_MAX_PROBLEMS = 1000
+HTML_FIELD_CHARS = 20_000
+
+REASON_CHARS = 200
+
+STATUS_NOTES = {
+    "interrupted": "This run was interrupted; results are partial.",
+    "running": (
+        "This run has not finished, or it stopped without recording its end "
+        "(status: running); results are partial."
+    ),
+    "failed": "This run failed before it completed (status: failed); results are partial.",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A fail, error or xpass record, prepared for display."""
+
+    number: int
+    outcome: str
+    mark: str
+    runtime: str
+    check_key: str
+    title: str
+    location: str
+    control: str
+    request: str
+    expected: str
+    observed: str
+    message: str
+    commands: list[str]
+    notes: list[str]
+
+    @property
+    def headline(self) -> str:
+        """The first line of the message."""
+        lines = self.message.strip().splitlines()
+        return lines[0] if lines else ""
+
+
+@dataclass(frozen=True)
+class SkipGroup:
+    """The skips of one runtime that share one reason."""
+
+    runtime: str
+    reason: str
+    count: int
+
+
+@dataclass(frozen=True)
+class UnavailableRuntime:
+    """A runtime that run.json marks as not available, with the reason and the fix."""
+
+    name: str
+    reason: str
+    hint: str
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything that summary.md and index.html show, computed once from a run directory."""
+
+    run_id: str
+    status: str
+    status_note: str
+    no_results_note: str
+    environment: list[tuple[str, str]]
+    unavailable: list[UnavailableRuntime]
+    frame: pd.DataFrame
+    matrix: pd.DataFrame
+    totals: pd.DataFrame
+    titles: dict[str, str]
+    problems: list[Problem]
+    skips: list[SkipGroup]
+
+
+def render(run_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
+    """Write summary.md, index.html, results.csv and matrix.csv for a run directory.
+
+    The files go to ``out_dir``, which is created if needed and defaults to
+    ``run_dir``. Returns the path of each file by file name. Raises
+    ``UsageError`` when ``run_dir`` has no readable run.json. A missing or
+    empty results.jsonl gives a report with a "no results" note.
+    """
+    report = load_report(run_dir)
+    target = run_dir if out_dir is None else out_dir
+    target.mkdir(parents=True, exist_ok=True)
+
+    paths = {
+        SUMMARY_FILE: target / SUMMARY_FILE,
+        HTML_FILE: target / HTML_FILE,
+        RESULTS_CSV: target / RESULTS_CSV,
+        MATRIX_CSV: target / MATRIX_CSV,
+    }
+    paths[SUMMARY_FILE].write_text(summary_markdown(report), encoding="utf-8")
+    paths[HTML_FILE].write_text(index_html(report), encoding="utf-8")
+    _csv_frame(report.frame).to_csv(paths[RESULTS_CSV], index=False)
+    report.matrix.to_csv(paths[MATRIX_CSV])
+    return paths
+
+
+def load_report(run_dir: Path) -> Report:
+    """Read a run directory and compute the content of its report."""
+    meta, records = _read_run_directory(run_dir)
+    runtimes = meta.get("runtimes")
+    runtime_info = runtimes if isinstance(runtimes, dict) else {}
+    status = str(meta.get("status") or "unknown")
+
+    frame = frames.outcomes(records)
+    order = list(runtime_info)
+    return Report(
+        run_id=str(meta.get("run_id") or run_dir.name),
+        status=status,
+        status_note=_status_note(status),
+        no_results_note=_no_results_note(run_dir, frame),
+        environment=_environment_rows(meta),
+        unavailable=_unavailable_runtimes(runtime_info),
+        frame=frame,
+        matrix=frames.matrix(frame, order),
+        totals=frames.totals(frame, order),
+        titles=_titles(frame),
+        problems=_problems(frame),
+        skips=_skip_groups(frame, order),
+    )
+
+
+def _read_run_directory(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    run_file = run_dir / RUN_FILE
+    if not run_file.is_file():
+        raise UsageError(
+            f"{run_dir}: not a run directory because {RUN_FILE} is missing. "
+            "Pass the directory that 'isobench run --out' wrote."
+        )
+    try:
+        meta, records = read_run(run_dir)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{run_file}: failed to read the run metadata: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise UsageError(f"{run_file}: invalid run metadata: expected a JSON object")
+    return meta, [record for record in records if isinstance(record, dict)]
+
+
+def _status_note(status: str) -> str:
+    if status == "complete":
+        return ""
+    default = f"This run has status '{status}', not 'complete'; results may be partial."
+    return STATUS_NOTES.get(status, default)
+
+
+def _no_results_note(run_dir: Path, frame: pd.DataFrame) -> str:
+    if not frame.empty:
+        return ""
+    if not (run_dir / RESULTS_FILE).exists():
+        return f"No results: {RESULTS_FILE} is missing from this run directory."
+    return f"No results: {RESULTS_FILE} contains no records."
+
+
+def _environment_rows(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
+    environment = meta.get("environment")
+    host: Mapping[str, Any] = environment if isinstance(environment, dict) else {}
+    rows = [
+        ("Status", str(meta.get("status") or "unknown")),
+        ("Started", str(meta.get("started") or "")),
+        ("Ended", str(meta.get("ended") or "")),
+        ("Duration", _duration(meta.get("started"), meta.get("ended"))),
+        ("Kernel", str(host.get("kernel") or "")),
+        ("cgroup mode", str(host.get("cgroup_mode") or "")),
+        ("CPUs", str(host.get("cpu_count") or "")),
+        ("Load average", _join(host.get("load_avg"), " ")),
+        ("OS", str(host.get("os") or "")),
+        ("Host name", str(host.get("hostname") or "")),
+        ("Python", str(host.get("python") or "")),
+        ("isobench", str(host.get("isobench_version") or "")),
+        ("Suites", _suites(meta.get("suites"))),
+        ("Command", _join(meta.get("argv"), " ")),
+    ]
+    return [(label, value) for label, value in rows if value]
+
+
+def _duration(started: Any, ended: Any) -> str:
+    try:
+        seconds = datetime.fromisoformat(str(ended)) - datetime.fromisoformat(str(started))
+    except (TypeError, ValueError):
+        return ""
+    return f"{seconds.total_seconds():.1f} s"
+
+
+def _join(values: Any, separator: str) -> str:
+    if isinstance(values, list):
+        return separator.join(str(value) for value in values)
+    return "" if values is None else str(values)
+
+
+def _suites(suites: Any) -> str:
+    if not isinstance(suites, list):
+        return ""
+    names = []
+    for suite in suites:
+        if isinstance(suite, dict):
+            names.append(f"{suite.get('name', '?')} ({suite.get('checks', '?')} checks)")
+    return ", ".join(names)
+
+
+def _unavailable_runtimes(runtimes: Mapping[str, Any]) -> list[UnavailableRuntime]:
+    unavailable = []
+    for name, info in runtimes.items():
+        if isinstance(info, dict) and not info.get("available", True):
+            reason = str(info.get("reason") or "no reason recorded")
+            unavailable.append(UnavailableRuntime(str(name), reason, str(info.get("hint") or "")))
+    return unavailable
+
+
+def _titles(frame: pd.DataFrame) -> dict[str, str]:
+    titles: dict[str, str] = {}
+    for key, control, title in zip(
+        frame["check_key"], frame["control"], frame["title"], strict=True
+    ):
+        if title:
+            titles.setdefault(frames.row_label(key, control), title)
+    return titles
+
+
+def _problems(frame: pd.DataFrame) -> list[Problem]:
+    selected = frame[frame["outcome"].isin(PROBLEM_OUTCOMES)]
+    problems = []
+    for number, row in enumerate(selected.to_dict("records"), start=1):
+        outcome = str(row["outcome"])
+        location = f"{row['file']}:{row['line']}" if row["file"] else ""
+        problems.append(
+            Problem(
+                number=number,
+                outcome=outcome,
+                mark=MARKS.get(outcome, outcome),
+                runtime=str(row["runtime"]),
+                check_key=str(row["check_key"]),
+                title=str(row["title"]),
+                location=location,
+                control=str(row["control"]),
+                request=str(row["request"]),
+                expected=str(row["expected"]),
+                observed=str(row["observed"]),
+                message=str(row["message"]),
+                commands=list(row["commands"]),
+                notes=list(row["notes"]),
+            )
+        )
+    return problems
+
+
+def _skip_groups(frame: pd.DataFrame, runtimes: Sequence[str]) -> list[SkipGroup]:
+    """Group the skips by runtime and reason, the most frequent reason first per runtime."""
+    skipped = frame[frame["outcome"] == "skip"]
+    reasons = [_first_line(message) or "(no reason recorded)" for message in skipped["message"]]
+    counts = Counter(zip(skipped["runtime"], reasons, strict=True))
+    order = {
+        runtime: position for position, runtime in enumerate(frames.runtime_order(frame, runtimes))
+    }
+    keys = sorted(counts, key=lambda key: (order[key[0]], -counts[key]))
+    return [
+        SkipGroup(runtime, _clip(reason, REASON_CHARS), counts[(runtime, reason)])
+        for runtime, reason in keys
+    ]
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def _clip(text: str, max_chars: int, max_lines: int | None = None) -> str:
+    """Shorten text to at most ``max_lines`` lines and ``max_chars`` characters, saying so."""
+    clipped = text
+    if max_lines is not None:
+        lines = text.splitlines()
+        if len(lines) > max_lines:
+            clipped = "\n".join(lines[:max_lines]) + f"\n[{len(lines) - max_lines} more lines]"
+    if len(clipped) > max_chars:
+        clipped = clipped[:max_chars] + f" [{len(clipped) - max_chars} more characters]"
+    return clipped
+
+
+def _csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return a copy with list columns as JSON arrays, which keeps a command's newlines intact."""
+    export = frame.copy()
+    for column in frames.LIST_FIELDS:
+        export[column] = [json.dumps(list(values)) for values in export[column]]
+    return export
+
+
+# summary.md
+
+
+def summary_markdown(report: Report) -> str:
+    """Return the report as GitHub-flavored Markdown for a CI job summary."""
+    sections = [
+        _md_header(report),
+        _md_unavailable(report),
+        _md_totals(report),
+        _md_matrix(report),
+        _md_problems(report),
+        _md_skips(report),
+    ]
+    return "\n\n".join(section for section in sections if section) + "\n"
+
+
+def _md_header(report: Report) -> str:
+    lines = [f"# isobench run {_md_code(report.run_id)}"]
+    if report.status_note:
+        lines += ["", f"> **Warning: {_md_text(report.status_note)}**"]
+    if report.no_results_note:
+        lines += ["", f"> **{_md_text(report.no_results_note)}**"]
+    lines.append("")
+    lines += [f"- {label}: {_md_text(value)}" for label, value in report.environment]
+    return "\n".join(lines)
+
+
+def _md_unavailable(report: Report) -> str:
+    if not report.unavailable:
+        return ""
+    lines = ["## Runtimes not available", ""]
+    for runtime in report.unavailable:
+        line = f"- {_md_code(runtime.name)}: {_md_text(runtime.reason.rstrip('.'))}"
+        if runtime.hint:
+            line += f". Hint: {_md_text(runtime.hint)}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _md_totals(report: Report) -> str:
+    if report.frame.empty:
+        return ""
+    outcomes = [str(outcome) for outcome in report.totals.columns]
+    rows = [
+        [_md_code(str(runtime)), *(str(count) for count in counts), str(sum(counts))]
+        for runtime, counts in zip(
+            report.totals.index, report.totals.to_numpy().tolist(), strict=True
+        )
+    ]
+    return "## Totals\n\n" + _md_table(["runtime", *outcomes, "total"], rows)
+
+
+def _md_matrix(report: Report) -> str:
+    if report.frame.empty:
+        return ""
+    matrix = report.matrix
+    header = ["check", *(_md_code(str(runtime)) for runtime in matrix.columns)]
+    rows = [
+        [_md_code(str(label)), *(_mark(cell) for cell in cells)]
+        for label, cells in zip(
+            matrix.index[:SUMMARY_MAX_MATRIX_ROWS],
+            matrix.to_numpy().tolist()[:SUMMARY_MAX_MATRIX_ROWS],
+            strict=True,
+        )
+    ]
+    text = "## Matrix\n\n" + _md_table(header, rows)
+    hidden = len(matrix.index) - len(rows)
+    if hidden > 0:
+        text += f"\n\n{hidden} more checks in {MATRIX_CSV}."
+    return text
+
+
+def _mark(outcome: str) -> str:
+    if outcome == frames.NO_RECORD:
+        return NO_RECORD_MARK
+    return MARKS.get(outcome, outcome)
+
+
+def _md_problems(report: Report) -> str:
+    if not report.problems:
+        return ""
+    lines = [f"## Failures and errors ({len(report.problems)})"]
+    used_bytes = 0
+    listed_count = 0
+    for problem in report.problems[:SUMMARY_MAX_PROBLEMS]:
+        entry = _md_problem(problem)
+        size = len(entry.encode("utf-8"))
+        # The first entry is always listed, even one larger than the budget.
+        if listed_count and used_bytes + size > SUMMARY_PROBLEM_BUDGET_BYTES:
+            break
+        lines += ["", entry]
+        used_bytes += size
+        listed_count += 1
+    hidden = len(report.problems) - listed_count
+    if hidden > 0:
+        lines += ["", f"{hidden} more in {RESULTS_FILE} and {HTML_FILE}."]
+    return "\n".join(lines)
+
+
+def _md_problem(problem: Problem) -> str:
+    lines = [
+        f"### {problem.number}. {problem.mark}: {_md_code(problem.check_key)} "
+        f"on {_md_code(problem.runtime)}",
+        "",
+    ]
+    if problem.location:
+        lines.append(f"- Location: {_md_code(problem.location)}")
+    if problem.title:
+        lines.append(f"- Title: {_md_text(problem.title)}")
+    if problem.control:
+        lines.append(f"- Negative control: {_md_text(problem.control)}")
+
+    blocks = [
+        ("Expected", _clip(problem.expected, SUMMARY_FIELD_CHARS), "text"),
+        ("Observed", _clip(problem.observed, SUMMARY_FIELD_CHARS), "text"),
+        ("Message", _clip(problem.message, SUMMARY_FIELD_CHARS, SUMMARY_MESSAGE_LINES), "text"),
+        ("Commands", _md_commands(problem.commands), "sh"),
+    ]
+    for label, text, language in blocks:
+        if text.strip():
+            lines += ["", f"{label}:", "", _md_fence(text, language)]
+    return "\n".join(lines)
+
+
+def _md_commands(commands: Sequence[str]) -> str:
+    listed = [_clip(command, SUMMARY_COMMAND_CHARS) for command in commands[:SUMMARY_MAX_COMMANDS]]
+    hidden = len(commands) - len(listed)
+    if hidden > 0:
+        listed.append(f"# {hidden} more commands in {RESULTS_FILE}")
+    return "\n".join(listed)
+
+
+def _md_skips(report: Report) -> str:
+    if not report.skips:
+        return ""
+    groups = report.skips[:SUMMARY_MAX_SKIP_GROUPS]
+    rows = [[_md_code(group.runtime), _md_text(group.reason), str(group.count)] for group in groups]
+    total = sum(group.count for group in report.skips)
+    text = f"## Skipped ({total})\n\n" + _md_table(["runtime", "reason", "count"], rows)
+    hidden = len(report.skips) - len(groups)
+    if hidden > 0:
+        text += f"\n\n{hidden} more skip reasons in {HTML_FILE}."
+    return text
+
+
+def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# Characters that Markdown or GitHub's HTML support would interpret in text.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#&~!])")
+
+
+def _md_text(text: str) -> str:
+    """Escape text for one line of Markdown, table cells included."""
+    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+
+
+def _md_code(text: str) -> str:
+    """Return text as an inline code span that is also safe in a table cell."""
+    flat = " ".join(text.split()).replace("|", "\\|")
+    longest = max((len(run) for run in re.findall(r"`+", flat)), default=0)
+    fence = "`" * (longest + 1)
+    padding = " " if longest else ""
+    return f"{fence}{padding}{flat}{padding}{fence}"
+
+
+def _md_fence(text: str, language: str) -> str:
+    """Return text as a fenced code block whose fence no line of the text can close."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{text.rstrip()}\n{fence}"
+
+
+# index.html
+
+
+def index_html(report: Report) -> str:
+    """Return the report as a self-contained HTML page."""
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("isobench.report", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    template = environment.get_template("index.html.j2")
+    problems = [_clip_problem(problem) for problem in report.problems[:HTML_MAX_PROBLEMS]]
+    return template.render(
+        report=report,
+        outcomes=[str(outcome) for outcome in report.totals.columns],
+        outcome_colors=OUTCOME_COLORS,
+        other_color=UNKNOWN_OUTCOME_COLOR,
+        outcome_classes={str(name): _css_class(str(name)) for name in report.totals.columns},
+        marks=MARKS,
+        no_record_mark=NO_RECORD_MARK,
+        totals=_totals_rows(report.totals) if not report.frame.empty else [],
+        matrix=_matrix_rows(report),
+        runtimes=[str(runtime) for runtime in report.matrix.columns],
+        problems=problems,
+        hidden_problems=len(report.problems) - len(problems),
+        skipped_total=sum(group.count for group in report.skips),
+        plot=_plot_totals(report.totals) if not report.frame.empty else "",
+        results_file=RESULTS_FILE,
+    )
+
+
+def _css_class(outcome: str) -> str:
+    """Return the CSS class of an outcome. Names outside OUTCOME_COLORS share one class."""
+    if outcome == frames.NO_RECORD:
+        return "outcome-none"
+    if outcome in OUTCOME_COLORS:
+        return f"outcome-{outcome}"
+    return "outcome-other"
+
+
+def _totals_rows(totals: pd.DataFrame) -> list[tuple[str, list[int], int]]:
+    rows = []
+    for runtime, counts in zip(totals.index, totals.to_numpy().tolist(), strict=True):
+        rows.append((str(runtime), [int(count) for count in counts], int(sum(counts))))
+    return rows
+
+
+def _matrix_rows(report: Report) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """Return (row label, title, [(CSS class, mark)]) for each row of the matrix."""
+    rows = []
+    for label, cells in zip(report.matrix.index, report.matrix.to_numpy().tolist(), strict=True):
+        marked = [(_css_class(str(cell)), _mark(str(cell))) for cell in cells]
+        rows.append((str(label), report.titles.get(str(label), ""), marked))
+    return rows
+
+
+def _clip_problem(problem: Problem) -> Problem:
+    return Problem(
+        number=problem.number,
+        outcome=problem.outcome,
+        mark=problem.mark,
+        runtime=problem.runtime,
+        check_key=problem.check_key,
+        title=problem.title,
+        location=problem.location,
+        control=problem.control,
+        request=_clip(problem.request, HTML_FIELD_CHARS),
+        expected=_clip(problem.expected, HTML_FIELD_CHARS),
+        observed=_clip(problem.observed, HTML_FIELD_CHARS),
+        message=_clip(problem.message, HTML_FIELD_CHARS),
+        commands=[_clip(command, HTML_FIELD_CHARS) for command in problem.commands],
+        notes=problem.notes,
+    )
+
+
+def _plot_totals(totals: pd.DataFrame) -> str:
+    """Draw the outcome counts per runtime as stacked horizontal bars and return a base64 PNG."""
+    runtimes = [str(runtime) for runtime in totals.index]
+    positions = list(range(len(runtimes)))
+    figure = Figure(figsize=(8.0, 1.6 + 0.5 * len(runtimes)), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+
+    left = [0] * len(runtimes)
+    for outcome in totals.columns:
+        counts = [int(count) for count in totals[outcome]]
+        color = OUTCOME_COLORS.get(str(outcome), UNKNOWN_OUTCOME_COLOR)
+        axes.barh(positions, counts, left=left, color=color, label=str(outcome))
+        left = [start + count for start, count in zip(left, counts, strict=True)]
+
+    axes.set_yticks(positions, runtimes)
+    axes.invert_yaxis()
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel("records")
+    axes.set_title("Outcomes per runtime")
+    figure.legend(loc="outside lower center", ncols=len(totals.columns), frameon=False)
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -1,0 +1,1 @@
+"""Suites: the YAML schema, the line-aware loader and the expectation matchers."""

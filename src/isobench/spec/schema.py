@@ -1,0 +1,239 @@
+"""The YAML suite schema, as pydantic models.
+
+A suite is a list of checks. Each check names the container request, what
+to observe (a probe fact, or a command of its own) and the expectation, the
+requests or runtimes that must make it fail (its negative controls), and
+the deviations that a runtime is declared to have.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from isobench.model import Request
+
+CHECK_ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+class HostRef(BaseModel):
+    """A value read on the host, such as ``{host: ns.pid}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    host: str = Field(description="Name of a host fact.")
+
+
+class RequestRef(BaseModel):
+    """A value taken from the check's own request, such as ``{request: hostname}``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    request: str = Field(description="Name of a request field.")
+
+
+Scalar = str | int
+Operand = Scalar | list[Scalar] | HostRef | RequestRef
+
+MATCHERS = (
+    "equals",
+    "not_equals",
+    "contains",
+    "not_contains",
+    "matches",
+    "not_matches",
+    "one_of",
+    "subset_of",
+    "disjoint_from",
+    "empty",
+)
+
+
+class Matcher(BaseModel):
+    """One expectation on one value. Exactly one key is set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    equals: Operand | None = Field(default=None, description="The value equals this.")
+    not_equals: Operand | None = Field(default=None, description="The value differs from this.")
+    contains: Operand | None = Field(
+        default=None,
+        description="A text value contains this substring; a list value contains this item "
+        "(every item, for a list).",
+    )
+    not_contains: Operand | None = Field(
+        default=None, description="The negation of contains: no item or substring is present."
+    )
+    matches: str | None = Field(default=None, description="A regular expression that matches.")
+    not_matches: str | None = Field(default=None, description="A regular expression that must not match.")
+    one_of: list[Scalar] | None = Field(default=None, description="The value is one of these.")
+    subset_of: Operand | None = Field(default=None, description="Every item is among these.")
+    disjoint_from: Operand | None = Field(
+        default=None, description="No item is among these."
+    )
+    empty: bool | None = Field(default=None, description="The value is empty (true) or not (false).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _exactly_one(cls, data: Any) -> Any:
+        if isinstance(data, list) and not data:
+            raise ValueError("an empty list asserts nothing; write a matcher such as {empty: true}")
+        if not isinstance(data, dict):
+            raise ValueError(
+                f"an expectation must be a mapping with one of: {', '.join(MATCHERS)}"
+            )
+        given = [key for key in data if key in MATCHERS]
+        if len(data) != 1 or len(given) != 1:
+            raise ValueError(
+                f"an expectation needs exactly one of {', '.join(MATCHERS)}; got "
+                f"{', '.join(map(str, data)) or 'nothing'}"
+            )
+        value = data[given[0]]
+        # An empty list would make contains/one_of/... true or false without
+        # looking at the value: reject it rather than pass vacuously.
+        if isinstance(value, list) and not value:
+            raise ValueError(f"'{given[0]}' is an empty list, so it would assert nothing")
+        if value is None:
+            raise ValueError(f"'{given[0]}' has no value")
+        return data
+
+    @property
+    def kind(self) -> str:
+        for name in MATCHERS:
+            if getattr(self, name) is not None:
+                return name
+        raise AssertionError("validated matcher without a key")
+
+    @property
+    def operand(self) -> Any:
+        return getattr(self, self.kind)
+
+
+class Deviation(BaseModel):
+    """A declared, strict deviation: the check is expected to fail on these runtimes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    runtimes: list[str] = Field(min_length=1, description="Runtime rows it applies to.")
+    reason: str = Field(min_length=1, description="Why the runtime deviates.")
+    when: dict[Literal["cgroup_version"], str] = Field(
+        default_factory=dict,
+        description="Host conditions under which it applies, such as {cgroup_version: '1'}.",
+    )
+
+
+class Control(BaseModel):
+    """A negative control: a runtime or request on which the check must fail."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    runtime: str | None = Field(default=None, description="A runtime row without the guarantee.")
+    request: dict[str, Any] = Field(
+        default_factory=dict, description="Request fields that remove the guarantee."
+    )
+    runtimes: list[str] = Field(
+        default_factory=list,
+        description="Runtime rows on which the request control is run.",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Control:
+        if (self.runtime is None) == (not self.request):
+            raise ValueError("a control names either 'runtime' or 'request' (with 'runtimes')")
+        if self.request and not self.runtimes:
+            raise ValueError("a request control needs 'runtimes' to run it on")
+        return self
+
+
+class RunExpect(BaseModel):
+    """Expectations on a command's result."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    exit_code: Matcher | None = None
+    stdout: Matcher | None = None
+    stderr: Matcher | None = None
+    host: dict[str, Matcher] = Field(
+        default_factory=dict,
+        description="Host facts read again after the command ran, by name.",
+    )
+
+    @model_validator(mode="after")
+    def _something(self) -> RunExpect:
+        if self.exit_code is None and self.stdout is None and self.stderr is None and not self.host:
+            raise ValueError("set at least one of exit_code, stdout, stderr, host")
+        return self
+
+
+class CheckBase(BaseModel):
+    """The fields that every check has."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(description="Identifier, unique in the suite: lower case, digits, '-'.")
+    title: str = Field(min_length=1, description="What the check guarantees, in one sentence.")
+    request: Request = Field(default_factory=Request, description="The container request.")
+    controls: list[Control] = Field(
+        min_length=1, description="Negative controls: where the check must fail."
+    )
+    deviations: list[Deviation] = Field(default_factory=list)
+    timeout_s: float = Field(default=60.0, gt=0, le=3600, description="Time limit in seconds.")
+
+    @field_validator("id")
+    @classmethod
+    def _id_format(cls, value: str) -> str:
+        if not CHECK_ID.match(value):
+            raise ValueError(f"'{value}' is not an identifier of lower case letters, digits and '-'")
+        return value
+
+
+class FactCheck(CheckBase):
+    """A check that judges one fact gathered by the probe."""
+
+    fact: str = Field(description="A probe fact to judge, such as ns.pid.")
+    expect: Matcher = Field(description="The expectation on the fact.")
+
+
+class RunCheck(CheckBase):
+    """A check that runs a command of its own in the container and judges its result."""
+
+    run: list[str] = Field(min_length=1, description="The command's argv, without a shell.")
+    expect: RunExpect = Field(description="Expectations on exit code, output and host facts.")
+
+
+def _check_kind(data: Any) -> str | None:
+    if isinstance(data, dict):
+        if "fact" in data:
+            return "fact"
+        if "run" in data:
+            return "run"
+        return None
+    return "fact" if isinstance(data, FactCheck) else "run" if isinstance(data, RunCheck) else None
+
+
+Check = Annotated[
+    Annotated[FactCheck, Tag("fact")] | Annotated[RunCheck, Tag("run")],
+    Discriminator(
+        _check_kind,
+        custom_error_type="check_kind",
+        custom_error_message="a check needs either 'fact' or 'run'",
+    ),
+]
+
+
+class Suite(BaseModel):
+    """A suite file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    suite: str = Field(description="The suite's name, as used by --suite.")
+    description: str = Field(default="", description="What the suite covers.")
+    checks: list[Check] = Field(min_length=1)

@@ -1,0 +1,498 @@
+"""Tests of isobench.report on run directories written into tmp_path."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from isobench.errors import UsageError
+from isobench.report import frames, render
+from isobench.results import OUTCOMES, RESULTS_FILE, RUN_FILE, Record
+
+SUITE_FILE = "suites/core.yaml"
+LONG_MESSAGE = "\n".join(f"message line {number}" for number in range(100))
+SCRIPT = "<script>alert('x')</script>"
+
+RUNTIMES: dict[str, dict[str, Any]] = {
+    "runc": {"available": True, "version": "1.1.12", "reason": "", "hint": "", "details": {}},
+    "docker": {"available": True, "version": "24.0.7", "reason": "", "hint": "", "details": {}},
+    "runsc": {
+        "available": False,
+        "version": "",
+        "reason": "runsc not found in PATH",
+        "hint": "Install the runsc package",
+        "details": {},
+    },
+}
+
+
+def make_records() -> list[Record]:
+    """Return records with all six outcomes on runc and docker, plus one runtime not in run.json."""
+    return [
+        Record("core", "pid-ns", "runc", "pass", file=SUITE_FILE, line=3, title="Private PIDs"),
+        Record(
+            "core",
+            "pid-ns",
+            "docker",
+            "fail",
+            message=LONG_MESSAGE,
+            file=SUITE_FILE,
+            line=3,
+            expected="pid 1 is the container's init",
+            observed=SCRIPT,
+            commands=["docker run --rm probe", "echo '```'"],
+        ),
+        Record(
+            "core", "memory", "runc", "skip", message="needs cgroup v2", file=SUITE_FILE, line=9
+        ),
+        Record(
+            "core", "memory", "docker", "skip", message="needs cgroup v2", file=SUITE_FILE, line=9
+        ),
+        Record(
+            "core",
+            "net-ns",
+            "runc",
+            "error",
+            message="command timed out after 30 s",
+            file=SUITE_FILE,
+            line=15,
+            commands=["runc run net"],
+        ),
+        Record("core", "net-ns", "docker", "xfail", message="declared deviation", line=15),
+        Record("extra", "userns", "docker", "xpass", file="suites/extra.yaml", line=4),
+        Record("extra", "userns", "host", "pass", file="suites/extra.yaml", line=4),
+    ]
+
+
+def write_run(
+    path: Path,
+    records: list[Record] | None = None,
+    status: str = "complete",
+    results: bool = True,
+) -> Path:
+    """Write run.json and, unless ``results`` is false, results.jsonl into ``path``."""
+    path.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "run_id": "20250101T000000Z-abc123",
+        "status": status,
+        "started": "2025-01-01T00:00:00+00:00",
+        "ended": "2025-01-01T00:02:00+00:00",
+        "argv": ["isobench", "run", "--all"],
+        "environment": {
+            "hostname": "ci-host",
+            "kernel": "6.1.0-28-amd64",
+            "os": "Linux-6.1.0-28-amd64-x86_64-with-glibc2.36",
+            "cgroup_mode": "v2",
+            "cpu_count": 2,
+            "load_avg": [0.5, 0.4, 0.3],
+            "python": "3.11.7",
+            "isobench_version": "0.1.0",
+        },
+        "suites": [{"name": "core", "path": SUITE_FILE, "checks": 3}],
+        "runtimes": RUNTIMES,
+        "counts": {},
+    }
+    (path / RUN_FILE).write_text(json.dumps(meta), encoding="utf-8")
+    if results:
+        lines = [record.to_json() + "\n" for record in records or []]
+        (path / RESULTS_FILE).write_text("".join(lines), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    return write_run(tmp_path / "run", make_records())
+
+
+def summary_of(run_dir: Path) -> str:
+    return render(run_dir)["summary.md"].read_text(encoding="utf-8")
+
+
+def html_of(run_dir: Path) -> str:
+    return render(run_dir)["index.html"].read_text(encoding="utf-8")
+
+
+def test_render_writes_four_files(run_dir: Path) -> None:
+    paths = render(run_dir)
+
+    assert sorted(paths) == ["index.html", "matrix.csv", "results.csv", "summary.md"]
+    for name, path in paths.items():
+        assert path == run_dir / name
+        assert path.is_file(), name
+
+
+def test_render_out_dir(run_dir: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "report" / "nested"
+
+    paths = render(run_dir, out_dir)
+
+    assert all(path.parent == out_dir for path in paths.values())
+    assert (out_dir / "summary.md").is_file()
+    assert not (run_dir / "summary.md").exists()
+
+
+def test_summary_header(run_dir: Path) -> None:
+    summary = summary_of(run_dir)
+
+    assert "- Status: complete" in summary
+    assert "- Kernel: 6.1.0-28-amd64" in summary
+    assert "- cgroup mode: v2" in summary
+    assert "- CPUs: 2" in summary
+    assert "partial" not in summary
+
+
+def test_summary_matrix_rows(run_dir: Path) -> None:
+    summary = summary_of(run_dir)
+
+    assert "| check | `runc` | `docker` | `runsc` | `host` |" in summary
+    assert "| `core/pid-ns` | pass | FAIL | - | - |" in summary
+    assert "| `core/memory` | skip | skip | - | - |" in summary
+    assert "| `core/net-ns` | ERROR | xfail | - | - |" in summary
+    assert "| `extra/userns` | - | XPASS | - | pass |" in summary
+
+
+def test_summary_totals(run_dir: Path) -> None:
+    summary = summary_of(run_dir)
+
+    assert "| runtime | pass | fail | error | skip | xfail | xpass | total |" in summary
+    assert "| `runc` | 1 | 0 | 1 | 1 | 0 | 0 | 3 |" in summary
+    assert "| `docker` | 0 | 1 | 0 | 1 | 1 | 1 | 4 |" in summary
+
+
+def test_summary_failure_locations(run_dir: Path) -> None:
+    summary = summary_of(run_dir)
+    failures = summary.split("## Failures and errors (3)")[1].split("## Skipped")[0]
+
+    assert "### 1. FAIL: `core/pid-ns` on `docker`" in failures
+    assert "- Location: `suites/core.yaml:3`" in failures
+    assert "### 2. ERROR: `core/net-ns` on `runc`" in failures
+    assert "- Location: `suites/core.yaml:15`" in failures
+    assert "### 3. XPASS: `extra/userns` on `docker`" in failures
+    assert "- Location: `suites/extra.yaml:4`" in failures
+    assert "xfail" not in failures
+
+
+def test_summary_failure_details(run_dir: Path) -> None:
+    summary = summary_of(run_dir)
+
+    assert "```text\npid 1 is the container's init\n```" in summary
+    assert f"```text\n{SCRIPT}\n```" in summary
+    assert "```sh\nrunc run net\n```" in summary
+
+
+def test_summary_fence_outlasts_backticks(run_dir: Path) -> None:
+    summary = summary_of(run_dir)
+
+    assert "````sh\ndocker run --rm probe\necho '```'\n````" in summary
+
+
+def test_summary_long_message_clipped(run_dir: Path) -> None:
+    summary = summary_of(run_dir)
+
+    assert "message line 9\n" in summary
+    assert "message line 10\n" not in summary
+    assert "[90 more lines]" in summary
+
+
+def test_summary_caps_failures(tmp_path: Path) -> None:
+    records = [Record("core", f"check-{number}", "runc", "fail") for number in range(60)]
+    summary = summary_of(write_run(tmp_path / "run", records))
+
+    assert "### 50. FAIL" in summary
+    assert "### 51. FAIL" not in summary
+    assert "10 more in results.jsonl" in summary
+
+
+def test_summary_size_bounded(tmp_path: Path) -> None:
+    large = [
+        Record(
+            "large",
+            f"check-{number}",
+            "docker",
+            "fail",
+            message="m" * 20_000,
+            expected="e" * 20_000,
+            observed="o" * 20_000,
+            commands=["c" * 2_000] * 20,
+        )
+        for number in range(60)
+    ]
+    small = [Record("small", f"check-{number}", "runc", "pass") for number in range(600)]
+    summary = summary_of(write_run(tmp_path / "run", large + small))
+
+    assert len(summary.encode("utf-8")) < 512 * 1024
+    assert "160 more checks in matrix.csv" in summary
+    assert "more in results.jsonl" in summary
+
+
+def test_summary_skips_grouped(run_dir: Path) -> None:
+    summary = summary_of(run_dir)
+
+    assert "## Skipped (2)" in summary
+    assert "| `runc` | needs cgroup v2 | 1 |" in summary
+    assert "| `docker` | needs cgroup v2 | 1 |" in summary
+
+
+def test_summary_unavailable_runtime(run_dir: Path) -> None:
+    summary = summary_of(run_dir)
+
+    assert "- `runsc`: runsc not found in PATH. Hint: Install the runsc package" in summary
+
+
+def test_summary_escapes_markdown(tmp_path: Path) -> None:
+    records = [Record("core", "a", "runc", "skip", message="<b>bold</b> | pipe")]
+    summary = summary_of(write_run(tmp_path / "run", records))
+
+    assert "| `runc` | \\<b\\>bold\\</b\\> \\| pipe | 1 |" in summary
+
+
+@pytest.mark.parametrize("status", ["interrupted", "running", "failed"])
+def test_summary_partial_run(tmp_path: Path, status: str) -> None:
+    summary = summary_of(write_run(tmp_path / "run", make_records(), status=status))
+    first_lines = summary.splitlines()[:3]
+
+    assert any("results are partial" in line for line in first_lines)
+
+
+def test_summary_interrupted_note(tmp_path: Path) -> None:
+    summary = summary_of(write_run(tmp_path / "run", make_records(), status="interrupted"))
+
+    assert "> **Warning: This run was interrupted; results are partial.**" in summary
+
+
+def test_html_interrupted_banner(tmp_path: Path) -> None:
+    html = html_of(write_run(tmp_path / "run", make_records(), status="interrupted"))
+
+    assert '<div class="banner warning" role="alert">This run was interrupted' in html
+
+
+def test_html_escapes_script(run_dir: Path) -> None:
+    html = html_of(run_dir)
+
+    assert "<script" not in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+
+
+def test_html_self_contained(run_dir: Path) -> None:
+    html = html_of(run_dir)
+
+    assert "http://" not in html
+    assert "https://" not in html
+    assert "<link" not in html
+
+
+def test_html_plot_is_png(run_dir: Path) -> None:
+    html = html_of(run_dir)
+    match = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+
+    assert match is not None
+    assert base64.b64decode(match.group(1)).startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_html_matrix_classes(run_dir: Path) -> None:
+    html = html_of(run_dir)
+    row = re.search(r"<tr><th title=\"Private PIDs\"><code>core/pid-ns</code></th>.*</tr>", html)
+
+    assert row is not None
+    assert '<td class="cell outcome-pass">pass</td>' in row.group(0)
+    assert '<td class="cell outcome-fail">FAIL</td>' in row.group(0)
+    assert '<td class="cell outcome-none">-</td>' in row.group(0)
+
+
+def test_html_failure_details(run_dir: Path) -> None:
+    html = html_of(run_dir)
+
+    assert html.count("<details") == 3
+    assert "<pre>docker run --rm probe\necho &#39;```&#39;</pre>" in html
+    assert "<code>suites/core.yaml:15</code>" in html
+
+
+def test_html_unavailable_runtime(run_dir: Path) -> None:
+    html = html_of(run_dir)
+
+    assert "<code>runsc</code>: runsc not found in PATH<br>Hint: Install the runsc package" in html
+
+
+def test_empty_results_render(tmp_path: Path) -> None:
+    paths = render(write_run(tmp_path / "run", []))
+    summary = paths["summary.md"].read_text(encoding="utf-8")
+    html = paths["index.html"].read_text(encoding="utf-8")
+
+    assert all(path.is_file() for path in paths.values())
+    assert "No results: results.jsonl contains no records." in summary
+    assert "## Matrix" not in summary
+    assert "No results: results.jsonl contains no records." in html
+    assert "data:image/png" not in html
+
+
+def test_missing_results_render(tmp_path: Path) -> None:
+    summary = summary_of(write_run(tmp_path / "run", results=False))
+
+    assert "No results: results.jsonl is missing from this run directory." in summary
+
+
+def test_empty_results_csv(tmp_path: Path) -> None:
+    paths = render(write_run(tmp_path / "run", []))
+    results = pd.read_csv(paths["results.csv"])
+
+    assert list(results.columns) == list(frames.COLUMNS)
+    assert results.empty
+
+
+def test_missing_run_json_raises(tmp_path: Path) -> None:
+    (tmp_path / RESULTS_FILE).write_text("", encoding="utf-8")
+
+    with pytest.raises(UsageError, match="not a run directory") as caught:
+        render(tmp_path)
+    assert str(tmp_path) in str(caught.value)
+
+
+def test_missing_directory_raises(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="not a run directory"):
+        render(tmp_path / "absent")
+
+
+def test_invalid_run_json_raises(tmp_path: Path) -> None:
+    (tmp_path / RUN_FILE).write_text("{not json", encoding="utf-8")
+
+    with pytest.raises(UsageError, match="failed to read the run metadata"):
+        render(tmp_path)
+
+
+def test_results_csv_columns(run_dir: Path) -> None:
+    results = pd.read_csv(render(run_dir)["results.csv"], keep_default_na=False)
+
+    assert list(results.columns) == list(frames.COLUMNS)
+    assert len(results) == len(make_records())
+    assert results["check_key"].tolist()[:2] == ["core/pid-ns", "core/pid-ns"]
+
+
+def test_results_csv_commands_json(run_dir: Path) -> None:
+    results = pd.read_csv(render(run_dir)["results.csv"], keep_default_na=False)
+
+    assert json.loads(results["commands"][1]) == ["docker run --rm probe", "echo '```'"]
+    assert json.loads(results["notes"][1]) == []
+
+
+def test_matrix_csv_round_trip(run_dir: Path) -> None:
+    matrix = pd.read_csv(render(run_dir)["matrix.csv"], index_col="check", keep_default_na=False)
+
+    assert list(matrix.columns) == ["runc", "docker", "runsc", "host"]
+    assert matrix.loc["core/pid-ns", "docker"] == "fail"
+    assert matrix.loc["core/pid-ns", "host"] == ""
+
+
+def test_outcomes_columns() -> None:
+    df = frames.outcomes(make_records())
+
+    assert list(df.columns) == list(frames.COLUMNS)
+    assert len(df) == len(make_records())
+    assert df["check_key"].tolist()[0] == "core/pid-ns"
+
+
+def test_outcomes_fills_defaults() -> None:
+    df = frames.outcomes([{"suite": "s", "check": "c", "runtime": "runc", "line": "7"}])
+
+    assert df.loc[0, "outcome"] == ""
+    assert df.loc[0, "line"] == 7
+    assert df.loc[0, "commands"] == []
+    assert df.loc[0, "duration_s"] == 0.0
+
+
+def test_outcomes_empty() -> None:
+    df = frames.outcomes([])
+
+    assert list(df.columns) == list(frames.COLUMNS)
+    assert df.empty
+
+
+def test_matrix_shape_and_order() -> None:
+    df = frames.outcomes(make_records())
+
+    table = frames.matrix(df, list(RUNTIMES))
+
+    assert table.shape == (4, 4)
+    assert list(table.index) == ["core/pid-ns", "core/memory", "core/net-ns", "extra/userns"]
+    assert list(table.columns) == ["runc", "docker", "runsc", "host"]
+
+
+def test_matrix_cells() -> None:
+    table = frames.matrix(frames.outcomes(make_records()), list(RUNTIMES))
+
+    assert table.loc["core/net-ns", "runc"] == "error"
+    assert table.loc["core/net-ns", "docker"] == "xfail"
+    assert table.loc["extra/userns", "runc"] == frames.NO_RECORD
+
+
+def test_matrix_without_runtime_order() -> None:
+    table = frames.matrix(frames.outcomes(make_records()))
+
+    assert list(table.columns) == ["runc", "docker", "host"]
+
+
+def test_matrix_control_row() -> None:
+    records = [
+        Record("core", "a", "runc", "pass"),
+        Record("core", "a", "runc", "fail", control="no pid namespace"),
+    ]
+
+    table = frames.matrix(frames.outcomes(records))
+
+    assert list(table.index) == ["core/a", "core/a [control: no pid namespace]"]
+    assert table.loc["core/a [control: no pid namespace]", "runc"] == "fail"
+
+
+def test_matrix_last_record_wins() -> None:
+    records = [Record("core", "a", "runc", "error"), Record("core", "a", "runc", "pass")]
+
+    table = frames.matrix(frames.outcomes(records))
+
+    assert table.shape == (1, 1)
+    assert table.loc["core/a", "runc"] == "pass"
+
+
+def test_matrix_empty() -> None:
+    table = frames.matrix(frames.outcomes([]), ["runc"])
+
+    assert table.shape == (0, 1)
+
+
+def test_totals_counts() -> None:
+    table = frames.totals(frames.outcomes(make_records()), list(RUNTIMES))
+
+    assert list(table.columns) == list(OUTCOMES)
+    assert list(table.index) == ["runc", "docker", "runsc", "host"]
+    assert list(table.loc["runc"]) == [1, 0, 1, 1, 0, 0]
+    assert list(table.loc["docker"]) == [0, 1, 0, 1, 1, 1]
+    assert list(table.loc["runsc"]) == [0, 0, 0, 0, 0, 0]
+    assert list(table.loc["host"]) == [1, 0, 0, 0, 0, 0]
+
+
+def test_totals_all_outcomes_present() -> None:
+    table = frames.totals(frames.outcomes([Record("core", "a", "runc", "pass")]))
+
+    assert list(table.columns) == list(OUTCOMES)
+    assert table.loc["runc", "xpass"] == 0
+
+
+def test_totals_unknown_outcome() -> None:
+    table = frames.totals(frames.outcomes([Record("core", "a", "runc", "crashed")]))
+
+    assert list(table.columns) == [*OUTCOMES, "crashed"]
+    assert table.loc["runc", "crashed"] == 1
+
+
+def test_cut_off_last_line_ignored(run_dir: Path) -> None:
+    with (run_dir / RESULTS_FILE).open("a", encoding="utf-8") as handle:
+        handle.write('{"suite": "core", "check": "cut"')
+
+    summary = summary_of(run_dir)
+
+    assert "core/cut" not in summary
+    assert "| `core/pid-ns` | pass | FAIL | - | - |" in summary
