@@ -72,6 +72,10 @@ class Harness:
             return
         self._started = True
         self.ctx.image = images.build_probe_image()
+        root = self.ctx.bundle_root
+        self.journal.record("directory", str(root), ["rmdir", str(root)],
+                            absent=("No such file",))
+        root.mkdir(mode=0o755, parents=True, exist_ok=True)
         facts = host.host_facts()
         facts.update(self.markers.create())
         facts["cgroup.version"] = cgroup_version()

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from isobench import commands
 from isobench.errors import HarnessError
-from isobench.journal import Journal
+from isobench.journal import Entry, Journal
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,7 @@ class HostMarkers:
         self.base = base
         self.facts: dict[str, str | list[str]] = {}
         self._process: subprocess.Popen[bytes] | None = None
+        self._process_entry: Entry | None = None
         self._listener: Listener | None = None
         self._original_hostname = socket.gethostname()
 
@@ -78,8 +79,10 @@ class HostMarkers:
         sleep = shutil.which("sleep") or "/bin/sleep"
         # pkill matches the whole command line, which carries the run id, so a
         # stale journal can never end an unrelated process that reused the PID.
-        self.journal.record("process", f"{tag} 3600",
-                            ["pkill", "--full", "--exact", f"{tag} 3600"])
+        self._process_entry = self.journal.record(
+            "process", f"{tag} 3600", ["pkill", "--full", "--exact", f"{tag} 3600"],
+            absent_status=(1,),  # pkill: no process matched
+        )
         self._process = subprocess.Popen(
             [tag, "3600"], executable=sleep, stdin=subprocess.DEVNULL, start_new_session=True
         )
@@ -140,7 +143,10 @@ class HostMarkers:
         """Stop the listener and the process; the journal removes the rest."""
         if self._listener is not None:
             self._listener.stop()
-        if self._process is not None and self._process.poll() is None:
-            self._process.terminate()
-            self._process.wait(5)
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.terminate()
+                self._process.wait(5)
+            if self._process_entry is not None:
+                self.journal.released(self._process_entry)
         self.restore_hostname()

@@ -42,6 +42,8 @@ class Entry:
     runtime: str = ""
     absent: tuple[str, ...] = ()
     """Substrings of the removal's stderr that mean the resource is already gone."""
+    absent_status: tuple[int, ...] = ()
+    """Exit statuses of the removal that mean the resource is already gone."""
 
 
 class Journal:
@@ -72,10 +74,12 @@ class Journal:
         remove: Sequence[str],
         runtime: str = "",
         absent: Sequence[str] = (),
+        absent_status: Sequence[int] = (),
     ) -> Entry:
         """Write a resource to the journal before it is created; return its entry."""
         key = f"{kind}:{runtime}:{name}"
-        entry = Entry(key, kind, name, [str(a) for a in remove], runtime, tuple(absent))
+        entry = Entry(key, kind, name, [str(a) for a in remove], runtime, tuple(absent),
+                      tuple(absent_status))
         self._write(
             {
                 "op": "create",
@@ -85,6 +89,7 @@ class Journal:
                 "runtime": runtime,
                 "remove": entry.remove,
                 "absent": list(entry.absent),
+                "absent_status": list(entry.absent_status),
             }
         )
         with self._lock:
@@ -137,7 +142,7 @@ class Journal:
 def remove_entry(entry: Entry, timeout: float = 60.0) -> None:
     """Run an entry's removal command; a resource that is already gone counts as removed."""
     result = commands.run(entry.remove, timeout=timeout, check=False)
-    if result.returncode == 0:
+    if result.returncode == 0 or result.returncode in entry.absent_status:
         return
     if any(marker in result.stderr for marker in entry.absent):
         return
@@ -178,6 +183,7 @@ def stale_entries(directory: Path | None = None) -> dict[Path, list[Entry]]:
                     record["remove"],
                     record.get("runtime", ""),
                     tuple(record.get("absent", ())),
+                    tuple(record.get("absent_status", ())),
                 )
             elif record.get("op") == "release":
                 live.pop(record["key"], None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import os
 import shlex
 import subprocess
 import threading
@@ -58,6 +59,13 @@ class Context:
     image: ProbeImage | None = None
     _counter: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def bundle_root(self) -> Path:
+        """Directory of this run's OCI bundles; every parent is traversable by any uid,
+        which a container root mapped to an unprivileged host uid needs."""
+        base = Path(os.environ.get("ISOBENCH_BUNDLE_DIR", "/run/isobench/bundles"))
+        return base / self.run_id
 
     def container_name(self, runtime: str) -> str:
         """Return a new container name that carries the run id, so leftovers can be traced."""

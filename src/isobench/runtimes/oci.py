@@ -229,7 +229,7 @@ class OciAdapter(Adapter):
         if ctx.image is None:
             raise HarnessError("no probe image was built before launching a container")
         name = ctx.container_name(self.name)
-        bundle = ctx.work_dir / "bundles" / name
+        bundle = ctx.bundle_root / name
         entries = [ctx.journal.record("bundle", str(bundle), ["rm", "-rf", str(bundle)],
                                       runtime=self.name)]
         bundle.mkdir(parents=True)

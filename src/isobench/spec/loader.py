@@ -97,11 +97,26 @@ def _field_name(loc: Iterable[str | int], lines: dict[Path_, int]) -> str:
         if candidate in lines:
             current = candidate
             names.append(f"[{part}]" if isinstance(part, int) else str(part))
-        elif isinstance(part, str) and part not in ("fact", "run", "function-after",
-                                                    "function-before", "tagged-union"):
+        elif isinstance(part, str) and not part.startswith(("function-", "tagged-union")):
             names.append(part)
     text = ".".join(names)
     return re.sub(r"\.\[", "[", text)
+
+
+def _most_telling(exc: ValidationError) -> Any:
+    """Pick the error a user should see first: a misspelt key explains a missing one."""
+    errors = exc.errors()
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            return error
+    return errors[0]
+
+
+def _document_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """Drop the union tag that pydantic puts after a check's index ('fact' or 'run')."""
+    if len(loc) > 2 and loc[0] == "checks" and isinstance(loc[1], int) and loc[2] in ("fact", "run"):
+        return (*loc[:2], *loc[3:])
+    return loc
 
 
 def parse_suite(text: str, path: Path) -> LoadedSuite:
@@ -121,8 +136,8 @@ def parse_suite(text: str, path: Path) -> LoadedSuite:
     try:
         suite = Suite.model_validate(data)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        loc = error["loc"]
+        error = _most_telling(exc)
+        loc = _document_loc(error["loc"])
         raise SuiteError(
             str(path), _line_for(loc, lines), _field_name(loc, lines) or None, error["msg"]
         ) from None

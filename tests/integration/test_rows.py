@@ -1,0 +1,45 @@
+"""The namespaces suite on the engines and OCI runtimes that must keep every guarantee."""
+
+from __future__ import annotations
+
+import pytest
+
+from isobench.checks import Harness
+from isobench.spec.loader import LoadedSuite
+
+from tests.conftest import require_runtime
+
+pytestmark = pytest.mark.integration
+
+ACCEPTED = ("pass", "xfail", "skip")
+
+
+@pytest.mark.parametrize("runtime", ["docker", "podman", "runc"])
+def test_row_keeps_guarantees(
+    harness: Harness, namespaces_suite: LoadedSuite, runtime: str
+) -> None:
+    require_runtime(runtime)
+    broken = []
+    for loaded in namespaces_suite.checks:
+        verdict = harness.evaluate(loaded, runtime)
+        if verdict.outcome not in ACCEPTED:
+            broken.append(f"{loaded.id}: {verdict.outcome}: {verdict.message}")
+    assert not broken, "\n".join(broken)
+
+
+@pytest.mark.parametrize("runtime", ["runsc", "docker+runsc"])
+def test_gvisor_row_has_verdicts(
+    harness: Harness, namespaces_suite: LoadedSuite, runtime: str
+) -> None:
+    require_runtime(runtime)
+    outcomes = [harness.evaluate(c, runtime).outcome for c in namespaces_suite.checks]
+    assert outcomes.count("pass") >= len(outcomes) // 2
+    assert "xpass" not in outcomes
+
+
+def test_skip_names_reason(harness: Harness, namespaces_suite: LoadedSuite) -> None:
+    require_runtime("docker")
+    loaded = next(c for c in namespaces_suite.checks if c.id == "user-ns-mapped")
+    verdict = harness.evaluate(loaded, "docker")
+    assert verdict.outcome == "skip"
+    assert "userns-remap" in verdict.message
