@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 90.0
 
 
-
 @dataclass
 class Verdict:
     """The outcome of one check on one runtime, before it becomes a record."""
@@ -73,8 +72,7 @@ class Harness:
         self._started = True
         self.ctx.image = images.build_probe_image()
         root = self.ctx.bundle_root
-        self.journal.record("directory", str(root), ["rmdir", str(root)],
-                            absent=("No such file",))
+        self.journal.record("directory", str(root), ["rmdir", str(root)], absent=("No such file",))
         root.mkdir(mode=0o755, parents=True, exist_ok=True)
         facts = host.host_facts()
         facts.update(self.markers.create())
@@ -127,8 +125,13 @@ class Harness:
         paths = [str(self.host_facts.get("marker.file", ""))]
         env = {"ISOBENCH_PROBE_HOLD": "1", "ISOBENCH_PROBE_PATHS": ":".join(paths)}
         execution = execute(
-            adapter, self.ctx, request, ["/bin/sh", IMAGE_PATH],
-            env=env, hold_marker=END_MARKER, read_host=host.process_facts,
+            adapter,
+            self.ctx,
+            request,
+            ["/bin/sh", IMAGE_PATH],
+            env=env,
+            hold_marker=END_MARKER,
+            read_host=host.process_facts,
             timeout=PROBE_TIMEOUT_S,
         )
         result = execution.result
@@ -170,8 +173,9 @@ class Harness:
 
         return resolve
 
-    def evaluate(self, loaded: LoadedCheck, runtime: str,
-                 control: dict[str, Any] | None = None) -> Verdict:
+    def evaluate(
+        self, loaded: LoadedCheck, runtime: str, control: dict[str, Any] | None = None
+    ) -> Verdict:
         """Run one check on one runtime; ``control`` merges request fields of a negative control."""
         check = loaded.check
         request = check.request
@@ -181,8 +185,9 @@ class Harness:
 
         available = adapter.availability()
         if not available.available:
-            return Verdict("error", f"{available.reason}. {available.hint}".strip(),
-                           request=request)
+            return Verdict(
+                "error", f"{available.reason}. {available.hint}".strip(), request=request
+            )
         reason = adapter.unsupported(request)
         if reason is not None:
             return Verdict("skip", reason, request=request)
@@ -223,8 +228,9 @@ class Harness:
             raise _ObservationError(
                 f"the probe reported no fact '{check.fact}' on {adapter.name}", commands
             )
-        verdict = _verdict(judge(check.expect, value, self._resolver(request)),
-                           f"{check.fact}", commands)
+        verdict = _verdict(
+            judge(check.expect, value, self._resolver(request)), f"{check.fact}", commands
+        )
         source = facts.sources.get(check.fact, "")
         if source:
             verdict.notes.append(f"{check.fact} read {source}")
@@ -250,8 +256,9 @@ class Harness:
         if expect.stderr is not None:
             parts.append(("stderr", expect.stderr, result.stderr))
         for name, matcher in expect.host.items():
-            parts.append((f"host {name} after the run", matcher,
-                          after.get(name, self.host_facts.get(name))))
+            parts.append(
+                (f"host {name} after the run", matcher, after.get(name, self.host_facts.get(name)))
+            )
 
         resolve = self._resolver(request)
         expected, observed, failed = [], [], []
@@ -261,13 +268,17 @@ class Harness:
             observed.append(f"{label}: {judgement.observed}")
             if not judgement.ok:
                 failed.append(label)
-        notes = [f"stdout: {result.stdout.strip()[-500:]}", f"stderr: {result.stderr.strip()[-500:]}"]
+        notes = [
+            f"stdout: {result.stdout.strip()[-500:]}",
+            f"stderr: {result.stderr.strip()[-500:]}",
+        ]
         if changed:
             notes.append(f"the host's hostname was changed to {changed!r} and has been restored")
         outcome = "fail" if failed else "pass"
         message = f"not as expected: {', '.join(failed)}" if failed else ""
-        return Verdict(outcome, message, "; ".join(expected), "; ".join(observed),
-                       result.commands, notes)
+        return Verdict(
+            outcome, message, "; ".join(expected), "; ".join(observed), result.commands, notes
+        )
 
 
 def substitute(arg: str, host_facts: dict[str, str | list[str]]) -> str:
@@ -276,7 +287,9 @@ def substitute(arg: str, host_facts: dict[str, str | list[str]]) -> str:
     def replace(match: re.Match[str]) -> str:
         value = host_facts.get(match.group(1))
         if not isinstance(value, str):
-            raise HarnessError(f"the host fact '{match.group(1)}' has no single value to substitute")
+            raise HarnessError(
+                f"the host fact '{match.group(1)}' has no single value to substitute"
+            )
         return value
 
     return PLACEHOLDER.sub(replace, arg)
@@ -315,8 +328,9 @@ def _apply_deviation(verdict: Verdict, deviation: Deviation) -> Verdict:
     return verdict
 
 
-def to_record(loaded: LoadedCheck, runtime: str, verdict: Verdict, duration_s: float,
-              control: str = "") -> Record:
+def to_record(
+    loaded: LoadedCheck, runtime: str, verdict: Verdict, duration_s: float, control: str = ""
+) -> Record:
     """Turn a verdict into a results.jsonl record."""
     check = loaded.check
     return Record(

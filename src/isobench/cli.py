@@ -17,6 +17,7 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,40 +49,94 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check that container runtimes isolate, and compare them side by side.",
     )
     parser.add_argument("--version", action="version", version=f"isobench {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="Log every command with its exit status and duration.")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="Log every command with its exit status and duration.",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="Run suites on runtimes and write a run directory.")
-    run.add_argument("--runtime", action="append", default=[], metavar="NAME",
-                     help="Runtime row to check; repeatable. Default: every available runtime "
-                     "except 'host'.")
-    run.add_argument("--all", action="store_true",
-                     help="Check every available runtime, including the 'host' negative control.")
-    run.add_argument("--suite", action="append", default=[], metavar="NAME",
-                     help="Suite to run, by name (suites/NAME.yaml); repeatable. Default: all.")
-    run.add_argument("--suites-dir", type=Path, default=None, metavar="DIR",
-                     help="Directory of suite files (default: ./suites).")
-    run.add_argument("--out", type=Path, default=None, metavar="DIR",
-                     help="Run directory to write (default: reports/runs/RUN_ID, linked from "
-                     "reports/latest).")
-    run.add_argument("-k", dest="keyword", default=None, metavar="EXPR",
-                     help="Only run checks whose name matches this pytest -k expression.")
-    run.add_argument("--no-gate", action="store_true",
-                     help="Exit 0 once the report is written, whatever the verdicts (for "
-                     "comparison reports); usage errors and interrupts still exit non-zero.")
-    run.add_argument("--pytest-arg", action="append", default=[], metavar="ARG",
-                     help="Extra argument passed to pytest; repeatable.")
+    run.add_argument(
+        "--runtime",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="Runtime row to check; repeatable. Default: every available runtime except 'host'.",
+    )
+    run.add_argument(
+        "--all",
+        action="store_true",
+        help="Check every available runtime, including the 'host' negative control.",
+    )
+    run.add_argument(
+        "--suite",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="Suite to run, by name (suites/NAME.yaml); repeatable. Default: all.",
+    )
+    run.add_argument(
+        "--suites-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="Directory of suite files (default: ./suites).",
+    )
+    run.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="Run directory to write (default: reports/runs/RUN_ID, linked from reports/latest).",
+    )
+    run.add_argument(
+        "-k",
+        dest="keyword",
+        default=None,
+        metavar="EXPR",
+        help="Only run checks whose name matches this pytest -k expression.",
+    )
+    run.add_argument(
+        "--no-gate",
+        action="store_true",
+        help="Exit 0 once the report is written, whatever the verdicts (for "
+        "comparison reports); usage errors and interrupts still exit non-zero.",
+    )
+    run.add_argument(
+        "--pytest-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="Extra argument passed to pytest; repeatable.",
+    )
 
     report = commands.add_parser("report", help="Render a run directory to Markdown, HTML and CSV.")
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    report.add_argument("--out", type=Path, default=None, metavar="DIR",
-                        help="Where to write the report (default: the run directory).")
+    report.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="Where to write the report (default: the run directory).",
+    )
 
-    listing = commands.add_parser("runtimes", help="List runtimes, their versions and availability.")
+    listing = commands.add_parser(
+        "runtimes", help="List runtimes, their versions and availability."
+    )
     listing.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
 
     commands.add_parser("doctor", help="Tell what this host lacks to run isobench, and the fix.")
+
+    schema = commands.add_parser("schema", help="Print the JSON Schema of suite files.")
+    schema.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="Write the schema to FILE instead of standard output.",
+    )
 
     clean = commands.add_parser("clean", help="Remove what runs that died left behind.")
     clean.add_argument("--dry-run", action="store_true", help="List what would be removed.")
@@ -106,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_doctor(args)
         if args.command == "clean":
             return cmd_clean(args)
+        if args.command == "schema":
+            return cmd_schema(args)
     except UsageError as exc:
         print(f"isobench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -181,8 +238,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if link is not None and out.exists():
         _point_latest(link, out)
     if not (out / RUN_FILE).exists():
-        print(f"isobench: no results were written (pytest exit status {int(code)})",
-              file=sys.stderr)
+        print(
+            f"isobench: no results were written (pytest exit status {int(code)})", file=sys.stderr
+        )
         return EXIT_INTERRUPTED if code == pytest.ExitCode.INTERRUPTED else EXIT_ERROR
 
     from isobench.report import render
@@ -208,13 +266,18 @@ def _point_latest(link: Path, target: Path) -> None:
 
 def _exit_status(run_dir: Path) -> int:
     _, records = read_run(run_dir)
-    broken = [r for r in records if r["runtime"] != CONTROL_ROW and r["outcome"] in ("fail", "xpass")]
+    broken = [
+        r for r in records if r["runtime"] != CONTROL_ROW and r["outcome"] in ("fail", "xpass")
+    ]
     errors = [r for r in records if r["outcome"] == "error"]
     unfailing = [r for r in records if r["runtime"] == CONTROL_ROW and r["outcome"] == "pass"]
     for record in unfailing:
-        print(f"isobench: check {record['suite']}/{record['check']} passed on the host "
-              f"negative control, so it cannot detect a missing guarantee "
-              f"({record['file']}:{record['line']})", file=sys.stderr)
+        print(
+            f"isobench: check {record['suite']}/{record['check']} passed on the host "
+            f"negative control, so it cannot detect a missing guarantee "
+            f"({record['file']}:{record['line']})",
+            file=sys.stderr,
+        )
     if broken or unfailing:
         return EXIT_FAIL
     if errors:
@@ -229,8 +292,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     from isobench.report import render
 
     if not (args.run_dir / RUN_FILE).exists() and not (args.run_dir / RESULTS_FILE).exists():
-        raise UsageError(f"{args.run_dir} is not a run directory (no {RUN_FILE}); "
-                         "pass the --out directory of an 'isobench run'")
+        raise UsageError(
+            f"{args.run_dir} is not a run directory (no {RUN_FILE}); "
+            "pass the --out directory of an 'isobench run'"
+        )
     written = render(args.run_dir, args.out)
     for name, path in written.items():
         print(f"{name}: {path}")
@@ -238,15 +303,21 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_runtimes(args: argparse.Namespace) -> int:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in runtimes.names():
         adapter = runtimes.get(name)
         info = adapter.availability()
-        rows.append({
-            "runtime": name, "family": adapter.family, "available": info.available,
-            "version": info.version, "reason": info.reason, "hint": info.hint,
-            "details": info.details,
-        })
+        rows.append(
+            {
+                "runtime": name,
+                "family": adapter.family,
+                "available": info.available,
+                "version": info.version,
+                "reason": info.reason,
+                "hint": info.hint,
+                "details": info.details,
+            }
+        )
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
@@ -274,23 +345,31 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             if fix:
                 print(f"          fix: {fix}")
 
-    report(os.geteuid() == 0, "running as root (needed for containers, mounts and markers)",
-           "run isobench as root")
+    report(
+        os.geteuid() == 0,
+        "running as root (needed for containers, mounts and markers)",
+        "run isobench as root",
+    )
     try:
         busybox = images.find_busybox()
         report(True, f"busybox at {busybox}")
     except UsageError as exc:
         report(False, "a static busybox for the probe image", str(exc))
-    for tool, package in (("ipcrm", "util-linux"), ("pkill", "procps"), ("mount", "util-linux"),
-                          ("tar", "tar")):
-        report(shutil.which(tool) is not None, f"'{tool}' on PATH",
-               f"apt-get install {package}")
+    for tool, package in (
+        ("ipcrm", "util-linux"),
+        ("pkill", "procps"),
+        ("mount", "util-linux"),
+        ("tar", "tar"),
+    ):
+        report(shutil.which(tool) is not None, f"'{tool}' on PATH", f"apt-get install {package}")
     print(f"[info] cgroup mode: {cgroup_mode()}")
 
     newer = shutil.which("docker")
     if newer and newer != "/usr/bin/docker" and Path("/usr/bin/docker").exists():
-        print(f"[info] 'docker' on PATH is {newer}; isobench uses /usr/bin/docker, the client "
-              "that matches the Debian engine (set ISOBENCH_DOCKER to choose another)")
+        print(
+            f"[info] 'docker' on PATH is {newer}; isobench uses /usr/bin/docker, the client "
+            "that matches the Debian engine (set ISOBENCH_DOCKER to choose another)"
+        )
 
     for name in runtimes.names():
         info = runtimes.get(name).availability()
@@ -299,8 +378,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     stale = journal.stale_entries()
     leftovers = sum(len(entries) for entries in stale.values())
-    report(leftovers == 0, f"no resources left by dead runs ({leftovers} found)",
-           "run 'isobench clean'")
+    report(
+        leftovers == 0,
+        f"no resources left by dead runs ({leftovers} found)",
+        "run 'isobench clean'",
+    )
     print("all set" if problems == 0 else f"{problems} problems; 'make setup' fixes most of them")
     return EXIT_OK if problems == 0 else EXIT_ERROR
 
@@ -312,6 +394,17 @@ def cmd_clean(args: argparse.Namespace) -> int:
     if not lines:
         print("nothing to clean")
     return EXIT_ERROR if any(line.startswith("could not") for line in lines) else EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from isobench.spec.schema import suite_json_schema
+
+    text = json.dumps(suite_json_schema(), indent=2) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text)
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -80,7 +80,9 @@ class HostMarkers:
         # pkill matches the whole command line, which carries the run id, so a
         # stale journal can never end an unrelated process that reused the PID.
         self._process_entry = self.journal.record(
-            "process", f"{tag} 3600", ["pkill", "--full", "--exact", f"{tag} 3600"],
+            "process",
+            f"{tag} 3600",
+            ["pkill", "--full", "--exact", f"{tag} 3600"],
             absent_status=(1,),  # pkill: no process matched
         )
         self._process = subprocess.Popen(
@@ -94,13 +96,21 @@ class HostMarkers:
         self.facts["marker.file"] = str(marker_file)
 
         mount_point = self.base / f"{tag}.mnt"
-        self.journal.record("directory", str(mount_point), ["rmdir", str(mount_point)],
-                            absent=("No such file",))
+        self.journal.record(
+            "directory", str(mount_point), ["rmdir", str(mount_point)], absent=("No such file",)
+        )
         mount_point.mkdir(exist_ok=True)
-        self.journal.record("mount", str(mount_point), ["umount", str(mount_point)],
-                            absent=("not mounted", "no mount point"))
-        commands.run(["mount", "-t", "tmpfs", "-o", "size=64k", "isobench", str(mount_point)],
-                     timeout=30, hint="The mount marker needs root.")
+        self.journal.record(
+            "mount",
+            str(mount_point),
+            ["umount", str(mount_point)],
+            absent=("not mounted", "no mount point"),
+        )
+        commands.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "isobench", str(mount_point)],
+            timeout=30,
+            hint="The mount marker needs root.",
+        )
         self.facts["marker.mount"] = str(mount_point)
 
         self.facts["marker.shm_key"] = self._make_shm()
@@ -117,8 +127,12 @@ class HostMarkers:
     def _make_shm(self) -> str:
         """Make a SysV shared memory segment with a key derived from the run id."""
         key = zlib.crc32(self.run_id.encode()) & 0x7FFFFFFF or 1
-        self.journal.record("shm", f"{key:#x}", ["ipcrm", "--shmem-key", f"{key:#x}"],
-                            absent=("invalid key", "Invalid argument", "not found"))
+        self.journal.record(
+            "shm",
+            f"{key:#x}",
+            ["ipcrm", "--shmem-key", f"{key:#x}"],
+            absent=("invalid key", "Invalid argument", "not found"),
+        )
         libc = ctypes.CDLL(None, use_errno=True)
         shmid = libc.shmget(key, 4096, IPC_CREAT | IPC_EXCL | 0o600)
         if shmid < 0:
@@ -134,8 +148,11 @@ class HostMarkers:
         current = socket.gethostname()
         if current == self._original_hostname:
             return None
-        log.warning("the host's hostname changed to %r during a check; restoring %r",
-                    current, self._original_hostname)
+        log.warning(
+            "the host's hostname changed to %r during a check; restoring %r",
+            current,
+            self._original_hostname,
+        )
         socket.sethostname(self._original_hostname)
         return current
 

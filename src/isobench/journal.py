@@ -78,8 +78,9 @@ class Journal:
     ) -> Entry:
         """Write a resource to the journal before it is created; return its entry."""
         key = f"{kind}:{runtime}:{name}"
-        entry = Entry(key, kind, name, [str(a) for a in remove], runtime, tuple(absent),
-                      tuple(absent_status))
+        entry = Entry(
+            key, kind, name, [str(a) for a in remove], runtime, tuple(absent), tuple(absent_status)
+        )
         self._write(
             {
                 "op": "create",

@@ -1,6 +1,6 @@
 """The pytest plugin: collects ``suites/*.yaml`` and runs every check on every runtime.
 
-Each check × runtime is one item named ``CHECK[RUNTIME]``. The check is
+Each pair of check and runtime is one item named ``CHECK[RUNTIME]``. The check is
 evaluated in the item's set-up, so a runtime that could not run it shows
 as a pytest *error*, a broken guarantee as a *failure*, and a request the
 runtime cannot express as a *skip*. Every outcome is written to the run
@@ -15,7 +15,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -70,7 +70,9 @@ class IsobenchSession:
             runtimes.get(name)  # raises UnknownRuntimeError for a wrong name
         self._runtime_names: list[str] | None = None
         out = config.getoption("isobench_out")
-        self.out_dir = Path(out) if out else Path(config.rootpath) / "reports" / "runs" / self.run_id
+        self.out_dir = (
+            Path(out) if out else Path(config.rootpath) / "reports" / "runs" / self.run_id
+        )
         self.run_dir: RunDirectory | None = None
         self.harness: Harness | None = None
         self.suites: list[dict[str, Any]] = []
@@ -100,11 +102,17 @@ class IsobenchSession:
             self.run_dir.start(sys.argv, self.suites)
             for name in self.runtime_names:
                 info = runtimes.get(name).availability()
-                self.run_dir.set_runtime(name, {
-                    "available": info.available, "version": info.version,
-                    "reason": info.reason, "hint": info.hint, "details": info.details,
-                    "family": runtimes.get(name).family,
-                })
+                self.run_dir.set_runtime(
+                    name,
+                    {
+                        "available": info.available,
+                        "version": info.version,
+                        "reason": info.reason,
+                        "hint": info.hint,
+                        "details": info.details,
+                        "family": runtimes.get(name).family,
+                    },
+                )
                 if not info.available:
                     log.warning("runtime %s is not available: %s", name, info.reason)
             work_dir = Path(os.environ.get("ISOBENCH_WORK_DIR", "/var/tmp/isobench")) / self.run_id
@@ -118,22 +126,24 @@ class IsobenchSession:
         if hasattr(signal, "SIGTERM"):
             self._old_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
 
-    @pytest.hookimpl(hookwrapper=True)
+    @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
-    ) -> Iterator[None]:
-        outcome = yield
-        report: pytest.TestReport = outcome.get_result()
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
         record = item.stash.get(record_key, None)
         if record is None:
-            return
+            return report
+        # The record travels with the report, so that with pytest-xdist the
+        # controller, which owns the run directory, writes it.
         final = call.when == "call" or (call.when == "setup" and report.outcome != "passed")
         if final:
             report.user_properties.append((RECORD_KEY, record.to_json()))
+        return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         for key, value in report.user_properties:
-            if key == RECORD_KEY and self.run_dir is not None:
+            if key == RECORD_KEY and self.run_dir is not None and isinstance(value, str):
                 self.run_dir.append(Record(**json.loads(value)))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

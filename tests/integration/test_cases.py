@@ -9,7 +9,6 @@ from isobench.model import Request
 from isobench.results import cgroup_version
 from isobench.runtimes import get
 from isobench.spec.loader import LoadedSuite
-
 from tests.conftest import require_runtime
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from isobench.results import read_run
-
 from tests.conftest import REPO, SUITES, require_root, require_runtime
 
 pytestmark = pytest.mark.integration
@@ -45,13 +44,18 @@ checks:
 """
 
 
-def isobench(*args: str, env: dict[str, str] | None = None,
-             timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def isobench(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
     full_env = dict(os.environ)
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "isobench", *args],
-        capture_output=True, text=True, timeout=timeout, cwd=REPO, env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env=full_env,
     )
 
 
@@ -61,8 +65,18 @@ def containers_with_label(run_id: str) -> list[str]:
         if not Path(engine).exists():
             continue
         listed = subprocess.run(
-            [engine, "ps", "-a", "--filter", f"label=isobench.run={run_id}", "--format",
-             "{{.Names}}"], capture_output=True, text=True, timeout=60,
+            [
+                engine,
+                "ps",
+                "-a",
+                "--filter",
+                f"label=isobench.run={run_id}",
+                "--format",
+                "{{.Names}}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         found += listed.stdout.split()
     return found
@@ -87,8 +101,9 @@ def test_record_fields(tmp_path: Path) -> None:
     require_runtime("runc")
     out = tmp_path / "run"
 
-    result = isobench("run", "--runtime", "runc", "--suite", "namespaces", "-k", "pid",
-                      "--out", str(out))
+    result = isobench(
+        "run", "--runtime", "runc", "--suite", "namespaces", "-k", "pid", "--out", str(out)
+    )
 
     meta, records = read_run(out)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -96,8 +111,19 @@ def test_record_fields(tmp_path: Path) -> None:
     assert meta["runtimes"]["runc"]["version"]
     assert meta["environment"]["cgroup_mode"] in ("v1", "hybrid", "v2")
     record = records[0]
-    for field in ("suite", "check", "runtime", "outcome", "message", "duration_s", "file",
-                  "line", "commands", "expected", "observed"):
+    for field in (
+        "suite",
+        "check",
+        "runtime",
+        "outcome",
+        "message",
+        "duration_s",
+        "file",
+        "line",
+        "commands",
+        "expected",
+        "observed",
+    ):
         assert field in record, field
     assert record["file"].endswith("namespaces.yaml")
     assert record["line"] > 1
@@ -125,8 +151,9 @@ def test_c8_malformed_suite_rejected(tmp_path: Path) -> None:
     suites.mkdir()
     (suites / "broken.yaml").write_text(BAD_SUITE)
 
-    result = isobench("run", "--runtime", "host", "--suites-dir", str(suites),
-                      "--out", str(tmp_path / "run"))
+    result = isobench(
+        "run", "--runtime", "host", "--suites-dir", str(suites), "--out", str(tmp_path / "run")
+    )
 
     assert result.returncode == 2
     assert f"{suites / 'broken.yaml'}:11" in result.stderr
@@ -140,9 +167,22 @@ def test_c8_plugin_collection_error(tmp_path: Path) -> None:
     (suites / "broken.yaml").write_text(BAD_SUITE)
 
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(suites),
-         "--runtime", "host", "--isobench-out", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            str(suites),
+            "--runtime",
+            "host",
+            "--isobench-out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
     )
 
     assert result.returncode != 0
@@ -156,8 +196,9 @@ def test_c9_empty_expectation_rejected(tmp_path: Path) -> None:
     suites.mkdir()
     (suites / "vacuous.yaml").write_text(VACUOUS_SUITE)
 
-    result = isobench("run", "--runtime", "host", "--suites-dir", str(suites),
-                      "--out", str(tmp_path / "run"))
+    result = isobench(
+        "run", "--runtime", "host", "--suites-dir", str(suites), "--out", str(tmp_path / "run")
+    )
 
     assert result.returncode == 2
     assert f"{suites / 'vacuous.yaml'}:7" in result.stderr
@@ -168,8 +209,18 @@ def test_dead_daemon_is_error(tmp_path: Path) -> None:
     require_root()
     out = tmp_path / "run"
 
-    result = isobench("run", "--runtime", "docker", "--suite", "namespaces", "-k", "pid-ns",
-                      "--out", str(out), env={"DOCKER_HOST": f"unix://{tmp_path}/no.sock"})
+    result = isobench(
+        "run",
+        "--runtime",
+        "docker",
+        "--suite",
+        "namespaces",
+        "-k",
+        "pid-ns",
+        "--out",
+        str(out),
+        env={"DOCKER_HOST": f"unix://{tmp_path}/no.sock"},
+    )
 
     _, records = read_run(out)
     assert result.returncode == 3, result.stdout + result.stderr
@@ -183,8 +234,18 @@ def test_missing_binary_is_error(tmp_path: Path) -> None:
     require_root()
     out = tmp_path / "run"
 
-    result = isobench("run", "--runtime", "runc", "--suite", "namespaces", "-k", "pid-ns",
-                      "--out", str(out), env={"ISOBENCH_RUNC": "/nonexistent/runc"})
+    result = isobench(
+        "run",
+        "--runtime",
+        "runc",
+        "--suite",
+        "namespaces",
+        "-k",
+        "pid-ns",
+        "--out",
+        str(out),
+        env={"ISOBENCH_RUNC": "/nonexistent/runc"},
+    )
 
     _, records = read_run(out)
     assert result.returncode == 3
@@ -197,9 +258,26 @@ def test_interrupt_leaves_nothing(tmp_path: Path) -> None:
     require_runtime("podman")
     out = tmp_path / "run"
     process = subprocess.Popen(
-        [sys.executable, "-m", "isobench", "run", "--runtime", "docker", "--runtime", "podman",
-         "--runtime", "runc", "--suite", "namespaces", "--out", str(out)],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "isobench",
+            "run",
+            "--runtime",
+            "docker",
+            "--runtime",
+            "podman",
+            "--runtime",
+            "runc",
+            "--suite",
+            "namespaces",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 120
     results = out / "results.jsonl"
@@ -260,9 +338,24 @@ def test_plugin_runs_alone(tmp_path: Path) -> None:
     require_runtime("runc")
 
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(SUITES / "namespaces.yaml"),
-         "--runtime", "runc", "-k", "uts", "--isobench-out", str(tmp_path / "run")],
-        capture_output=True, text=True, timeout=300, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            str(SUITES / "namespaces.yaml"),
+            "--runtime",
+            "runc",
+            "-k",
+            "uts",
+            "--isobench-out",
+            str(tmp_path / "run"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
     )
 
     assert result.returncode == 0, result.stdout[-3000:]

@@ -6,7 +6,6 @@ import pytest
 
 from isobench.checks import Harness
 from isobench.spec.loader import load_suite
-
 from tests.conftest import SUITES, require_runtime
 
 pytestmark = pytest.mark.integration
@@ -26,7 +25,7 @@ def _controls() -> list[tuple[str, str, str, dict[str, object]]]:
 
 
 def _case_id(case: tuple[str, str, str, dict[str, object]]) -> str:
-    suite, check, runtime, request = case
+    _, check, runtime, request = case
     fields = ",".join(f"{k}={v}" for k, v in request.items())
     return f"{check}-{runtime}" + (f"-{fields}" if fields else "")
 

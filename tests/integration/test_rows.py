@@ -6,7 +6,6 @@ import pytest
 
 from isobench.checks import Harness
 from isobench.spec.loader import LoadedSuite
-
 from tests.conftest import require_runtime
 
 pytestmark = pytest.mark.integration

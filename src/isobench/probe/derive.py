@@ -10,7 +10,8 @@ FactValues = dict[str, str | list[str]]
 PROBE_FACTS: dict[str, str] = {
     "probe.version": "version of the probe's output format",
     "self.pid": "PID of the probe's shell as seen inside (1 when it is the first process)",
-    "id.uid": "uid of the process", "id.gid": "gid of the process",
+    "id.uid": "uid of the process",
+    "id.gid": "gid of the process",
     "hostname": "hostname inside",
     "pid1.cmdline": "command line of PID 1 inside",
     "proc": "every visible process as 'PID cmdline'",
@@ -22,15 +23,30 @@ PROBE_FACTS: dict[str, str] = {
     "cgroup.memory.path": "the memory controller's path in /proc/self/cgroup (cgroup v1)",
     "cgroup.memory.path_exists": "whether /sys/fs/cgroup/memory<path> exists inside (yes/no)",
     "cgroup.unified.path": "the path of the unified hierarchy in /proc/self/cgroup",
-    "uid_map": "lines of /proc/self/uid_map", "gid_map": "lines of /proc/self/gid_map",
+    "uid_map": "lines of /proc/self/uid_map",
+    "gid_map": "lines of /proc/self/gid_map",
     "sysvipc.readable": "whether /proc/sysvipc/shm is readable (yes/no)",
     "sysvipc.shm.key": "keys of the visible SysV shared memory segments, in decimal",
     "path.exists": "which of the paths the harness asked about exist inside",
-    **{f"status.{name}": f"the {name} line of /proc/self/status" for name in (
-        "Uid", "Gid", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp",
-    )},
-    **{f"ns.{name}": f"the {name} namespace, read on the host side where the runtime shows "
-       "the container's host PID" for name in NAMESPACES},
+    **{
+        f"status.{name}": f"the {name} line of /proc/self/status"
+        for name in (
+            "Uid",
+            "Gid",
+            "CapInh",
+            "CapPrm",
+            "CapEff",
+            "CapBnd",
+            "CapAmb",
+            "NoNewPrivs",
+            "Seccomp",
+        )
+    },
+    **{
+        f"ns.{name}": f"the {name} namespace, read on the host side where the runtime shows "
+        "the container's host PID"
+        for name in NAMESPACES
+    },
 }
 
 DERIVED_FACTS: dict[str, str] = {
@@ -77,9 +93,7 @@ def derive(values: FactValues) -> FactValues:
 
     interfaces = _as_list(values.get("net.if"))
     derived["net.if.names"] = [item.split(" ", 1)[0] for item in interfaces]
-    derived["net.if.external"] = [
-        item for item in interfaces if item.split(" ", 1)[0] != "lo"
-    ]
+    derived["net.if.external"] = [item for item in interfaces if item.split(" ", 1)[0] != "lo"]
 
     if "uid_map" in values:
         lines = [" ".join(line.split()) for line in _as_list(values["uid_map"])]

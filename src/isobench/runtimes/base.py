@@ -9,6 +9,7 @@ lives once, in :func:`execute`.
 from __future__ import annotations
 
 import abc
+import contextlib
 import logging
 import os
 import shlex
@@ -104,7 +105,7 @@ class Adapter(abc.ABC):
         """Return why the runtime cannot express ``request``, or None when it can."""
         return None
 
-    def prepare(self, ctx: Context) -> None:
+    def prepare(self, ctx: Context) -> None:  # noqa: B027 - optional hook, empty by default
         """Make the probe image usable by this runtime (import it, for an engine)."""
 
     @abc.abstractmethod
@@ -217,10 +218,8 @@ def execute(
 
 def _close_stdin(process: subprocess.Popen[str]) -> None:
     if process.stdin is not None and not process.stdin.closed:
-        try:
+        with contextlib.suppress(OSError):
             process.stdin.close()
-        except OSError:
-            pass
 
 
 def _stop(process: subprocess.Popen[str]) -> None:

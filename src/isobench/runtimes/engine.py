@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from isobench import commands
 from isobench.errors import CommandFailed, HarnessError, IsobenchError
@@ -71,11 +72,14 @@ def _fitted_ulimits() -> list[str]:
     _, nofile_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if nofile_hard != resource.RLIM_INFINITY:
         options += ["--ulimit", f"nofile={min(1024, nofile_hard)}:{nofile_hard}"]
-    # NOTE: runc under podman 4.3 was refused an nproc hard limit equal to the
-    # caller's (96369 on the test VM) but granted 4096:4096; the cause is not
-    # known, so nproc stays at a value that was seen to work.
+    # Podman 4.3 lowers its own nproc limit to kernel.pid_max when it starts, so
+    # a container may not ask for more than that.
     _, nproc_hard = resource.getrlimit(resource.RLIMIT_NPROC)
-    nproc = 4096 if nproc_hard == resource.RLIM_INFINITY else min(4096, nproc_hard)
+    try:
+        pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    except (OSError, ValueError):
+        pid_max = 32768
+    nproc = pid_max if nproc_hard == resource.RLIM_INFINITY else min(nproc_hard, pid_max)
     options += ["--ulimit", f"nproc={nproc}:{nproc}"]
     return options
 
@@ -99,8 +103,8 @@ class EngineAdapter(Adapter):
     def __init__(self, profile: EngineProfile, oci_runtime: str | None = None) -> None:
         self.profile = profile
         self.oci_runtime = oci_runtime
-        self.name = profile.engine if oci_runtime in (None, "runc") else (
-            f"{profile.engine}+{oci_runtime}"
+        self.name = (
+            profile.engine if oci_runtime in (None, "runc") else (f"{profile.engine}+{oci_runtime}")
         )
         self._binary: str | None = None
         self._availability: Availability | None = None
@@ -163,16 +167,22 @@ class EngineAdapter(Adapter):
         if self.oci_runtime is not None:
             problem = self._oci_runtime_problem(binary)
             if problem:
-                return Availability(False, version=version, reason=problem,
-                                    hint="Run 'make setup' to register it.", details=details)
+                return Availability(
+                    False,
+                    version=version,
+                    reason=problem,
+                    hint="Run 'make setup' to register it.",
+                    details=details,
+                )
             details["oci_runtime"] = self.oci_runtime
         return Availability(True, version=version, details=details)
 
     def _oci_runtime_problem(self, binary: str) -> str:
         assert self.oci_runtime is not None
         if self.profile.engine == "docker":
-            result = commands.run([binary, "info", "--format", "{{json .Runtimes}}"],
-                                  timeout=30, check=False)
+            result = commands.run(
+                [binary, "info", "--format", "{{json .Runtimes}}"], timeout=30, check=False
+            )
             if self.oci_runtime not in result.stdout:
                 return f"docker has no runtime '{self.oci_runtime}' registered in daemon.json"
             return ""
@@ -226,8 +236,9 @@ class EngineAdapter(Adapter):
         image = ctx.image
         if image is None:
             raise HarnessError("no probe image was built before preparing the runtimes")
-        present = commands.run([self.binary, "image", "inspect", image.reference],
-                               timeout=60, check=False)
+        present = commands.run(
+            [self.binary, "image", "inspect", image.reference], timeout=60, check=False
+        )
         if present.returncode == 0:
             return
 
@@ -238,7 +249,10 @@ class EngineAdapter(Adapter):
         try:
             result = subprocess.run(
                 [self.binary, "import", "--change", "ENV PATH=/bin", "-", image.reference],
-                stdin=tar.stdout, capture_output=True, text=True, timeout=300,
+                stdin=tar.stdout,
+                capture_output=True,
+                text=True,
+                timeout=300,
             )
         finally:
             if tar.stdout is not None:
@@ -246,8 +260,10 @@ class EngineAdapter(Adapter):
             tar.wait()
         if result.returncode != 0:
             raise CommandFailed(
-                [self.binary, "import", "-", image.reference], result.returncode,
-                result.stdout, result.stderr,
+                [self.binary, "import", "-", image.reference],
+                result.returncode,
+                result.stdout,
+                result.stderr,
             )
         log.info("imported the probe image %s into %s", image.reference, self.profile.engine)
 
@@ -258,13 +274,22 @@ class EngineAdapter(Adapter):
             raise HarnessError("no probe image was built before launching a container")
         name = ctx.container_name(self.name)
         entry = ctx.journal.record(
-            "container", name, [self.binary, "rm", "--force", name],
-            runtime=self.name, absent=_ABSENT,
+            "container",
+            name,
+            [self.binary, "rm", "--force", name],
+            runtime=self.name,
+            absent=_ABSENT,
         )
         run_argv = [
-            self.binary, "run", "--interactive", "--name", name,
-            "--label", f"isobench.run={ctx.run_id}",
-            *self._runtime_flags(), *self.run_options(request),
+            self.binary,
+            "run",
+            "--interactive",
+            "--name",
+            name,
+            "--label",
+            f"isobench.run={ctx.run_id}",
+            *self._runtime_flags(),
+            *self.run_options(request),
         ]
         for key, value in env.items():
             run_argv += ["--env", f"{key}={value}"]

@@ -23,8 +23,9 @@ class HostAdapter(Adapter):
     family = "host"
 
     def availability(self) -> Availability:
-        return Availability(True, version=platform.release(),
-                            details={"note": "no isolation: the negative control"})
+        return Availability(
+            True, version=platform.release(), details={"note": "no isolation: the negative control"}
+        )
 
     def launch(
         self, ctx: Context, request: Request, argv: Sequence[str], env: dict[str, str]

@@ -22,19 +22,41 @@ _ABSENT = ("does not exist", "not exist", "not found")
 # The capabilities that docker and podman grant by default; the same set is
 # written to config.json so that the OCI rows start from the same posture.
 DEFAULT_CAPABILITIES = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
 )
 
 # Paths that the OCI runtime spec's example configuration masks or makes read-only.
 MASKED_PATHS = (
-    "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/sys/firmware",
     "/proc/scsi",
 )
 READONLY_PATHS = (
-    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger",
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
 )
 
 USERNS_HOST_ID = 100000
@@ -82,8 +104,9 @@ def _capability(name: str) -> str:
     return upper if upper.startswith("CAP_") else f"CAP_{upper}"
 
 
-def build_config(request: Request, argv: Sequence[str], env: dict[str, str],
-                 rootfs: str = "rootfs") -> dict[str, Any]:
+def build_config(
+    request: Request, argv: Sequence[str], env: dict[str, str], rootfs: str = "rootfs"
+) -> dict[str, Any]:
     """Write the OCI ``config.json`` for ``request``, mirroring ``runc spec``'s defaults."""
     caps = set(DEFAULT_CAPABILITIES)
     drops = {_capability(c) for c in request.cap_drop}
@@ -131,25 +154,57 @@ def build_config(request: Request, argv: Sequence[str], env: dict[str, str],
 
     mounts: list[dict[str, Any]] = [
         {"destination": "/proc", "type": "proc", "source": "proc"},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
-        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-         "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-         "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {
+            "destination": "/dev",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+        },
+        {
+            "destination": "/dev/pts",
+            "type": "devpts",
+            "source": "devpts",
+            "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"],
+        },
+        {
+            "destination": "/dev/shm",
+            "type": "tmpfs",
+            "source": "shm",
+            "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        },
+        {
+            "destination": "/dev/mqueue",
+            "type": "mqueue",
+            "source": "mqueue",
+            "options": ["nosuid", "noexec", "nodev"],
+        },
+        {
+            "destination": "/sys",
+            "type": "sysfs",
+            "source": "sysfs",
+            "options": ["nosuid", "noexec", "nodev", "ro"],
+        },
     ]
     if request.userns == "private":
         # A user namespace may not mount a fresh sysfs or mqueue; bind them instead.
         mounts = [m for m in mounts if m["destination"] not in ("/sys", "/dev/mqueue")]
-        mounts.append({"destination": "/sys", "type": "none", "source": "/sys",
-                       "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]})
+        mounts.append(
+            {
+                "destination": "/sys",
+                "type": "none",
+                "source": "/sys",
+                "options": ["rbind", "nosuid", "noexec", "nodev", "ro"],
+            }
+        )
     else:
-        mounts.append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-                       "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]})
+        mounts.append(
+            {
+                "destination": "/sys/fs/cgroup",
+                "type": "cgroup",
+                "source": "cgroup",
+                "options": ["nosuid", "noexec", "nodev", "relatime", "ro"],
+            }
+        )
 
     config: dict[str, Any] = {
         "ociVersion": "1.0.2",
@@ -160,7 +215,9 @@ def build_config(request: Request, argv: Sequence[str], env: dict[str, str],
             "env": environment,
             "cwd": "/",
             "capabilities": {
-                "bounding": cap_list, "effective": cap_list, "permitted": cap_list,
+                "bounding": cap_list,
+                "effective": cap_list,
+                "permitted": cap_list,
             },
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
             "noNewPrivileges": True,
@@ -206,8 +263,9 @@ class OciAdapter(Adapter):
     def _check_availability(self) -> Availability:
         path = shutil.which(self.binary)
         if path is None:
-            return Availability(False, reason=f"'{self.binary}' not found on PATH",
-                                hint=self.profile.install_hint)
+            return Availability(
+                False, reason=f"'{self.binary}' not found on PATH", hint=self.profile.install_hint
+            )
         try:
             result = commands.run([path, "--version"], timeout=30)
         except IsobenchError as exc:
@@ -230,25 +288,38 @@ class OciAdapter(Adapter):
             raise HarnessError("no probe image was built before launching a container")
         name = ctx.container_name(self.name)
         bundle = ctx.bundle_root / name
-        entries = [ctx.journal.record("bundle", str(bundle), ["rm", "-rf", str(bundle)],
-                                      runtime=self.name)]
+        entries = [
+            ctx.journal.record("bundle", str(bundle), ["rm", "-rf", str(bundle)], runtime=self.name)
+        ]
         bundle.mkdir(parents=True)
         shutil.copytree(ctx.image.rootfs, bundle / "rootfs", symlinks=True)
         config = build_config(request, argv, env)
         (bundle / "config.json").write_text(json.dumps(config, indent=2))
         if request.userns == "private":
-            commands.run(["chown", "-R", f"{USERNS_HOST_ID}:{USERNS_HOST_ID}",
-                          str(bundle / "rootfs")], timeout=60)
+            commands.run(
+                ["chown", "-R", f"{USERNS_HOST_ID}:{USERNS_HOST_ID}", str(bundle / "rootfs")],
+                timeout=60,
+            )
 
         self.state_root(ctx).mkdir(parents=True, exist_ok=True)
-        entries.append(ctx.journal.record(
-            "container", name, [*self._global(ctx), "delete", "--force", name],
-            runtime=self.name, absent=_ABSENT,
-        ))
+        entries.append(
+            ctx.journal.record(
+                "container",
+                name,
+                [*self._global(ctx), "delete", "--force", name],
+                runtime=self.name,
+                absent=_ABSENT,
+            )
+        )
         run_argv = [*self._global(ctx), "run", "--bundle", str(bundle), name]
         process = popen(run_argv)
-        return Launched(name=name, process=process, argv=run_argv, entries=entries,
-                        commands=[f"# config.json written to {bundle}"])
+        return Launched(
+            name=name,
+            process=process,
+            argv=run_argv,
+            entries=entries,
+            commands=[f"# config.json written to {bundle}"],
+        )
 
     def host_pid(self, ctx: Context, launched: Launched) -> int | None:
         state = [*self._global(ctx), "state", launched.name]

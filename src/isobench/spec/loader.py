@@ -58,11 +58,16 @@ def _to_python(node: yaml.Node, where: Path_, lines: dict[Path_, int], path: Pat
         for key_node, value_node in node.value:
             key = yaml.safe_load(yaml.serialize(key_node))
             if not isinstance(key, str):
-                raise SuiteError(str(path), key_node.start_mark.line + 1, str(key),
-                                 "keys must be strings")
+                raise SuiteError(
+                    str(path), key_node.start_mark.line + 1, str(key), "keys must be strings"
+                )
             if key in result:
-                raise SuiteError(str(path), key_node.start_mark.line + 1, key,
-                                 "duplicate key; the first one would be silently replaced")
+                raise SuiteError(
+                    str(path),
+                    key_node.start_mark.line + 1,
+                    key,
+                    "duplicate key; the first one would be silently replaced",
+                )
             child = (*where, key)
             result[key] = _to_python(value_node, child, lines, path)
             lines[child] = key_node.start_mark.line + 1
@@ -114,7 +119,12 @@ def _most_telling(exc: ValidationError) -> Any:
 
 def _document_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
     """Drop the union tag that pydantic puts after a check's index ('fact' or 'run')."""
-    if len(loc) > 2 and loc[0] == "checks" and isinstance(loc[1], int) and loc[2] in ("fact", "run"):
+    if (
+        len(loc) > 2
+        and loc[0] == "checks"
+        and isinstance(loc[1], int)
+        and loc[2] in ("fact", "run")
+    ):
         return (*loc[:2], *loc[3:])
     return loc
 
@@ -147,8 +157,12 @@ def parse_suite(text: str, path: Path) -> LoadedSuite:
     for index, check in enumerate(suite.checks):
         line = lines.get(("checks", index), 1)
         if check.id in seen:
-            raise SuiteError(str(path), line, f"checks[{index}].id",
-                             f"'{check.id}' is used already by the check on line {seen[check.id]}")
+            raise SuiteError(
+                str(path),
+                line,
+                f"checks[{index}].id",
+                f"'{check.id}' is used already by the check on line {seen[check.id]}",
+            )
         seen[check.id] = line
         _check_references(check, index, path, lines)
         loaded.checks.append(LoadedCheck(check, suite.suite, path, line))
@@ -160,16 +174,20 @@ def _check_references(check: Check, index: int, path: Path, lines: dict[Path_, i
     base: Path_ = ("checks", index)
 
     def fail(where: Path_, field_name: str, problem: str) -> None:
-        raise SuiteError(str(path), lines.get((*base, *where)) or lines.get(base), field_name,
-                         problem)
+        raise SuiteError(
+            str(path), lines.get((*base, *where)) or lines.get(base), field_name, problem
+        )
 
     known_facts = set(PROBE_FACTS) | set(DERIVED_FACTS)
     known_runtimes = set(runtimes.names())
 
     if isinstance(check, FactCheck):
         if check.fact not in known_facts:
-            fail(("fact",), f"checks[{index}].fact",
-                 f"unknown fact '{check.fact}'; known facts: {', '.join(sorted(known_facts))}")
+            fail(
+                ("fact",),
+                f"checks[{index}].fact",
+                f"unknown fact '{check.fact}'; known facts: {', '.join(sorted(known_facts))}",
+            )
         matchers: list[tuple[Path_, Matcher]] = [(("expect",), check.expect)]
     else:
         matchers = [
@@ -179,52 +197,78 @@ def _check_references(check: Check, index: int, path: Path, lines: dict[Path_, i
         ]
         for name, matcher in check.expect.host.items():
             if name not in HOST_FACTS:
-                fail(("expect", "host", name), f"checks[{index}].expect.host.{name}",
-                     f"unknown host fact '{name}'; known: {', '.join(sorted(HOST_FACTS))}")
+                fail(
+                    ("expect", "host", name),
+                    f"checks[{index}].expect.host.{name}",
+                    f"unknown host fact '{name}'; known: {', '.join(sorted(HOST_FACTS))}",
+                )
             matchers.append((("expect", "host", name), matcher))
         for position, arg in enumerate(check.run):
             for name in PLACEHOLDER.findall(arg):
                 if name not in HOST_FACTS:
-                    fail(("run", position), f"checks[{index}].run[{position}]",
-                         f"unknown placeholder '{{host.{name}}}'; host facts: "
-                         f"{', '.join(sorted(HOST_FACTS))}")
+                    fail(
+                        ("run", position),
+                        f"checks[{index}].run[{position}]",
+                        f"unknown placeholder '{{host.{name}}}'; host facts: "
+                        f"{', '.join(sorted(HOST_FACTS))}",
+                    )
 
     for where, matcher in matchers:
         operand = matcher.operand
         if isinstance(operand, HostRef) and operand.host not in HOST_FACTS:
-            fail(where, f"checks[{index}].{'.'.join(map(str, where))}.{matcher.kind}.host",
-                 f"unknown host fact '{operand.host}'; known: {', '.join(sorted(HOST_FACTS))}")
+            fail(
+                where,
+                f"checks[{index}].{'.'.join(map(str, where))}.{matcher.kind}.host",
+                f"unknown host fact '{operand.host}'; known: {', '.join(sorted(HOST_FACTS))}",
+            )
         if isinstance(operand, RequestRef) and operand.request not in Request.model_fields:
-            fail(where, f"checks[{index}].{'.'.join(map(str, where))}.{matcher.kind}.request",
-                 f"unknown request field '{operand.request}'")
+            fail(
+                where,
+                f"checks[{index}].{'.'.join(map(str, where))}.{matcher.kind}.request",
+                f"unknown request field '{operand.request}'",
+            )
         if isinstance(operand, RequestRef) and getattr(check.request, operand.request) is None:
-            fail(where, f"checks[{index}].{'.'.join(map(str, where))}.{matcher.kind}.request",
-                 f"the check's request does not set '{operand.request}'")
+            fail(
+                where,
+                f"checks[{index}].{'.'.join(map(str, where))}.{matcher.kind}.request",
+                f"the check's request does not set '{operand.request}'",
+            )
         if matcher.kind in ("matches", "not_matches"):
             try:
                 re.compile(str(operand))
             except re.error as exc:
-                fail(where, f"checks[{index}].{'.'.join(map(str, where))}.{matcher.kind}",
-                     f"invalid regular expression: {exc}")
+                fail(
+                    where,
+                    f"checks[{index}].{'.'.join(map(str, where))}.{matcher.kind}",
+                    f"invalid regular expression: {exc}",
+                )
 
     for position, control in enumerate(check.controls):
         names = [control.runtime] if control.runtime else control.runtimes
         for name in names:
             if name not in known_runtimes:
-                fail(("controls", position), f"checks[{index}].controls[{position}]",
-                     f"unknown runtime '{name}'; known: {', '.join(sorted(known_runtimes))}")
+                fail(
+                    ("controls", position),
+                    f"checks[{index}].controls[{position}]",
+                    f"unknown runtime '{name}'; known: {', '.join(sorted(known_runtimes))}",
+                )
         if control.request:
             try:
                 Request.model_validate({**check.request.model_dump(), **control.request})
             except ValidationError as exc:
-                fail(("controls", position, "request"),
-                     f"checks[{index}].controls[{position}].request",
-                     exc.errors()[0]["msg"])
+                fail(
+                    ("controls", position, "request"),
+                    f"checks[{index}].controls[{position}].request",
+                    exc.errors()[0]["msg"],
+                )
     for position, deviation in enumerate(check.deviations):
         for name in deviation.runtimes:
             if name not in known_runtimes:
-                fail(("deviations", position), f"checks[{index}].deviations[{position}]",
-                     f"unknown runtime '{name}'; known: {', '.join(sorted(known_runtimes))}")
+                fail(
+                    ("deviations", position),
+                    f"checks[{index}].deviations[{position}]",
+                    f"unknown runtime '{name}'; known: {', '.join(sorted(known_runtimes))}",
+                )
 
 
 def load_suite(path: Path) -> LoadedSuite:
@@ -245,7 +289,9 @@ def find_suites(directory: Path, names: Iterable[str] = ()) -> list[Path]:
     missing = [name for name in wanted if name not in available]
     if missing:
         raise SuiteError(
-            str(directory), None, None,
+            str(directory),
+            None,
+            None,
             f"no suite named {', '.join(repr(m) for m in missing)}; "
             f"available: {', '.join(available) or 'none'}",
         )

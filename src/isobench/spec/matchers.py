@@ -120,8 +120,10 @@ def judge(
         return Judgement(ok, f"no item of {shown}", _show(observed) + note)
 
     if kind == "empty":
-        is_empty = observed is not None and len(observed if isinstance(observed, list)
-                                                else str(observed)) == 0
+        is_empty = (
+            observed is not None
+            and len(observed if isinstance(observed, list) else str(observed)) == 0
+        )
         ok = is_empty if operand else (observed is not None and not is_empty)
         return Judgement(ok, "empty" if operand else "not empty", _show(observed))
 

@@ -73,13 +73,15 @@ class Matcher(BaseModel):
         default=None, description="The negation of contains: no item or substring is present."
     )
     matches: str | None = Field(default=None, description="A regular expression that matches.")
-    not_matches: str | None = Field(default=None, description="A regular expression that must not match.")
+    not_matches: str | None = Field(
+        default=None, description="A regular expression that must not match."
+    )
     one_of: list[Scalar] | None = Field(default=None, description="The value is one of these.")
     subset_of: Operand | None = Field(default=None, description="Every item is among these.")
-    disjoint_from: Operand | None = Field(
-        default=None, description="No item is among these."
+    disjoint_from: Operand | None = Field(default=None, description="No item is among these.")
+    empty: bool | None = Field(
+        default=None, description="The value is empty (true) or not (false)."
     )
-    empty: bool | None = Field(default=None, description="The value is empty (true) or not (false).")
 
     @model_validator(mode="before")
     @classmethod
@@ -87,9 +89,7 @@ class Matcher(BaseModel):
         if isinstance(data, list) and not data:
             raise ValueError("an empty list asserts nothing; write a matcher such as {empty: true}")
         if not isinstance(data, dict):
-            raise ValueError(
-                f"an expectation must be a mapping with one of: {', '.join(MATCHERS)}"
-            )
+            raise ValueError(f"an expectation must be a mapping with one of: {', '.join(MATCHERS)}")
         given = [key for key in data if key in MATCHERS]
         if len(data) != 1 or len(given) != 1:
             raise ValueError(
@@ -191,7 +191,9 @@ class CheckBase(BaseModel):
     @classmethod
     def _id_format(cls, value: str) -> str:
         if not CHECK_ID.match(value):
-            raise ValueError(f"'{value}' is not an identifier of lower case letters, digits and '-'")
+            raise ValueError(
+                f"'{value}' is not an identifier of lower case letters, digits and '-'"
+            )
         return value
 
 
@@ -237,3 +239,11 @@ class Suite(BaseModel):
     suite: str = Field(description="The suite's name, as used by --suite.")
     description: str = Field(default="", description="What the suite covers.")
     checks: list[Check] = Field(min_length=1)
+
+
+def suite_json_schema() -> dict[str, Any]:
+    """Return the JSON Schema of a suite file, for editors and docs/suite.schema.json."""
+    schema = Suite.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "isobench suite"
+    return schema
