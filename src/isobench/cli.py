@@ -23,13 +23,12 @@ import pytest
 
 from isobench import __version__, images, journal, runtimes
 from isobench.errors import IsobenchError, UsageError
-from isobench.results import RESULTS_FILE, RUN_FILE, cgroup_mode, new_run_id, read_run
+from isobench.results import CONTROL_RUNTIME, RESULTS_FILE, RUN_FILE, cgroup_mode, new_run_id, read_run
 from isobench.spec.loader import find_suites, load_suite
 
 log = logging.getLogger("isobench")
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-CONTROL_ROW = "host"
 
 
 def _default_suites_dir() -> Path:
@@ -186,7 +185,7 @@ def _choose_runtimes(args: argparse.Namespace) -> list[str]:
         return list(dict.fromkeys(args.runtime))
     chosen = []
     for name in runtimes.names():
-        if name == CONTROL_ROW and not args.all:
+        if name == CONTROL_RUNTIME and not args.all:
             continue
         info = runtimes.get(name).availability()
         if info.available:
@@ -267,10 +266,10 @@ def _point_latest(link: Path, target: Path) -> None:
 def _exit_status(run_dir: Path) -> int:
     _, records = read_run(run_dir)
     broken = [
-        r for r in records if r["runtime"] != CONTROL_ROW and r["outcome"] in ("fail", "xpass")
+        r for r in records if r["runtime"] != CONTROL_RUNTIME and r["outcome"] in ("fail", "xpass")
     ]
     errors = [r for r in records if r["outcome"] == "error"]
-    unfailing = [r for r in records if r["runtime"] == CONTROL_ROW and r["outcome"] == "pass"]
+    unfailing = [r for r in records if r["runtime"] == CONTROL_RUNTIME and r["outcome"] == "pass"]
     for record in unfailing:
         print(
             f"isobench: check {record['suite']}/{record['check']} passed on the host "

@@ -24,6 +24,8 @@ import isobench
 RUN_FILE = "run.json"
 RESULTS_FILE = "results.jsonl"
 OUTCOMES = ("pass", "fail", "error", "skip", "xfail", "xpass")
+#: The runtime row without isolation: every isolation check is expected to fail there.
+CONTROL_RUNTIME = "host"
 
 
 @dataclass

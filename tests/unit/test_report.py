@@ -496,3 +496,27 @@ def test_cut_off_last_line_ignored(run_dir: Path) -> None:
 
     assert "core/cut" not in summary
     assert "| `core/pid-ns` | pass | FAIL | - | - |" in summary
+
+
+def control_records() -> list[Record]:
+    return [
+        Record(suite="core", check="a", runtime="host", outcome="fail", file=SUITE_FILE, line=5,
+               message="host broke a"),
+        Record(suite="core", check="b", runtime="host", outcome="pass", file=SUITE_FILE, line=9),
+        Record(suite="core", check="a", runtime="runc", outcome="fail", file=SUITE_FILE, line=5,
+               message="runc broke a"),
+    ]
+
+
+def test_control_failures_not_listed(tmp_path: Path) -> None:
+    summary = summary_of(write_run(tmp_path / "run", control_records()))
+
+    assert "runc broke a" in summary
+    assert "host broke a" not in summary
+    assert "1 of 2 checks failed there" in summary
+
+
+def test_control_pass_flagged(tmp_path: Path) -> None:
+    summary = summary_of(write_run(tmp_path / "run", control_records()))
+
+    assert "cannot detect a missing guarantee: `core/b`" in summary

@@ -26,7 +26,7 @@ from matplotlib.ticker import MaxNLocator
 
 from isobench.errors import UsageError
 from isobench.report import frames
-from isobench.results import RESULTS_FILE, RUN_FILE, read_run
+from isobench.results import CONTROL_RUNTIME, RESULTS_FILE, RUN_FILE, read_run
 
 SUMMARY_FILE = "summary.md"
 HTML_FILE = "index.html"
@@ -146,6 +146,7 @@ class Report:
     titles: dict[str, str]
     problems: list[Problem]
     skips: list[SkipGroup]
+    control_note: str = ""
 
 
 def render(run_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
@@ -195,6 +196,7 @@ def load_report(run_dir: Path) -> Report:
         titles=_titles(frame),
         problems=_problems(frame),
         skips=_skip_groups(frame, order),
+        control_note=_control_note(frame),
     )
 
 
@@ -294,8 +296,28 @@ def _titles(frame: pd.DataFrame) -> dict[str, str]:
     return titles
 
 
+def _control_note(frame: pd.DataFrame) -> str:
+    """Summarize the negative-control row, whose failures are the expected result."""
+    rows = frame[frame["runtime"] == CONTROL_RUNTIME]
+    if rows.empty:
+        return ""
+    failed = int((rows["outcome"] == "fail").sum())
+    text = (
+        f"`{CONTROL_RUNTIME}` is the negative control (no isolation): {failed} of {len(rows)} "
+        "checks failed there as they should; those failures are not listed below."
+    )
+    passed = rows[rows["outcome"] == "pass"]["check_key"].tolist()
+    if passed:
+        text += (
+            f" These checks passed on `{CONTROL_RUNTIME}`, so they cannot detect a missing "
+            f"guarantee: {', '.join(f'`{key}`' for key in passed)}."
+        )
+    return text
+
+
 def _problems(frame: pd.DataFrame) -> list[Problem]:
-    selected = frame[frame["outcome"].isin(PROBLEM_OUTCOMES)]
+    expected_failure = (frame["runtime"] == CONTROL_RUNTIME) & (frame["outcome"] == "fail")
+    selected = frame[frame["outcome"].isin(PROBLEM_OUTCOMES) & ~expected_failure]
     problems = []
     for number, row in enumerate(selected.to_dict("records"), start=1):
         outcome = str(row["outcome"])
@@ -370,6 +392,7 @@ def summary_markdown(report: Report) -> str:
         _md_header(report),
         _md_unavailable(report),
         _md_totals(report),
+        report.control_note,
         _md_matrix(report),
         _md_problems(report),
         _md_skips(report),
