@@ -1,8 +1,8 @@
 """The ``isobench`` command: run, report, runtimes, doctor and clean.
 
-Exit status: 0 when every check passed (or was skipped or an expected
-failure), 1 when a guarantee is broken (fail or xpass), 2 for a usage
-error, 3 when a runtime or the harness could not run a check, 130 after an
+Exit status: 0 when no check failed (skips and declared deviations are
+fine). 1 when a guarantee is broken (fail or xpass). 2 for a usage error.
+3 when a runtime or the harness could not run a check. 130 after an
 interrupt. Failures of the ``host`` row are expected, because it is the
 negative control; a check that *passes* there counts as a broken check.
 """
@@ -23,7 +23,14 @@ import pytest
 
 from isobench import __version__, images, journal, runtimes
 from isobench.errors import IsobenchError, UsageError
-from isobench.results import CONTROL_RUNTIME, RESULTS_FILE, RUN_FILE, cgroup_mode, new_run_id, read_run
+from isobench.results import (
+    CONTROL_RUNTIME,
+    RESULTS_FILE,
+    RUN_FILE,
+    cgroup_mode,
+    new_run_id,
+    read_run,
+)
 from isobench.spec.loader import find_suites, load_suite
 
 log = logging.getLogger("isobench")

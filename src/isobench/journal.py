@@ -94,8 +94,9 @@ class Journal:
             }
         )
         with self._lock:
+            if key not in self._live:
+                self._order.append(key)
             self._live[key] = entry
-            self._order.append(key)
         return entry
 
     def released(self, entry: Entry) -> None:

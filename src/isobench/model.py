@@ -30,7 +30,9 @@ class Request(BaseModel):
     env: tuple[tuple[str, str], ...] = Field(
         default=(), description="Extra environment variables, as name/value pairs."
     )
-    user: str | None = Field(default=None, description="User (uid or uid:gid) of the process.")
+    user: str | None = Field(
+        default=None, pattern=r"^\d+(:\d+)?$", description="User (uid or uid:gid) of the process."
+    )
     pid: Sharing = Field(default="private", description="PID namespace: private or the host's.")
     network: NetworkMode = Field(
         default="none",

@@ -1,6 +1,6 @@
 """The run directory: ``run.json`` (environment and status) and ``results.jsonl``.
 
-``results.jsonl`` holds one JSON object a line, one line per outcome, and is
+``results.jsonl`` contains one JSON object a line, one line per outcome, and is
 flushed after every line, so an interrupted run keeps what it finished.
 The field names below are a stable contract that reports and other tools read.
 """

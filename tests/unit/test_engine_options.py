@@ -69,8 +69,9 @@ def test_private_namespace_no_option(engine: EngineAdapter, field: str) -> None:
     assert value_of(engine.run_options(Request()), f"--{field}") is None
 
 
-@pytest.mark.parametrize(("network", "expected"), [("none", "none"), ("host", "host"),
-                                                    ("default", None)])
+@pytest.mark.parametrize(
+    ("network", "expected"), [("none", "none"), ("host", "host"), ("default", None)]
+)
 def test_network_option(engine: EngineAdapter, network: str, expected: str | None) -> None:
     options = engine.run_options(Request(network=network))
 
@@ -215,7 +216,8 @@ def test_fitted_ulimits_high_hard(monkeypatch: pytest.MonkeyPatch) -> None:
     nproc = min(4194304, pid_max())
 
     assert values_of(_fitted_ulimits(), "--ulimit") == [
-        "nofile=1024:1048576", f"nproc={nproc}:{nproc}",
+        "nofile=1024:1048576",
+        f"nproc={nproc}:{nproc}",
     ]
 
 

@@ -28,8 +28,15 @@ def dead_pid() -> int:
 
 
 def create_record(name: str, remove: list[str], absent: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {"op": "create", "key": f"file::{name}", "kind": "file", "name": name,
-            "runtime": "", "remove": remove, "absent": list(absent)}
+    return {
+        "op": "create",
+        "key": f"file::{name}",
+        "kind": "file",
+        "name": name,
+        "runtime": "",
+        "remove": remove,
+        "absent": list(absent),
+    }
 
 
 def write_journal(path: Path, pid: int | None, *records: dict[str, Any], tail: str = "") -> Path:
@@ -66,8 +73,7 @@ def test_journal_open_record(journal: Journal) -> None:
 
 
 def test_record_create_line(journal: Journal, marker: Path) -> None:
-    journal.record("file", str(marker), ["rm", "-f", str(marker)], runtime="runc",
-                   absent=(GONE,))
+    journal.record("file", str(marker), ["rm", "-f", str(marker)], runtime="runc", absent=(GONE,))
 
     record = read_records(journal.path)[-1]
 
@@ -137,22 +143,25 @@ def test_remove_missing_binary(journal: Journal) -> None:
 
 
 def test_absent_marker_counts_removed(journal: Journal) -> None:
-    journal.record("container", "c1", ["sh", "-c", f"echo 'Error: {GONE}: c1' >&2; exit 1"],
-                   absent=(GONE,))
+    journal.record(
+        "container", "c1", ["sh", "-c", f"echo 'Error: {GONE}: c1' >&2; exit 1"], absent=(GONE,)
+    )
 
     assert journal.remove_all() == []
 
 
 def test_absent_marker_mismatch(journal: Journal) -> None:
-    entry = journal.record("container", "c1", ["sh", "-c", "echo 'permission denied' >&2; exit 1"],
-                           absent=(GONE,))
+    entry = journal.record(
+        "container", "c1", ["sh", "-c", "echo 'permission denied' >&2; exit 1"], absent=(GONE,)
+    )
 
     assert journal.remove_all() == [entry]
 
 
 def test_absent_marker_stdout_ignored(journal: Journal) -> None:
-    entry = journal.record("container", "c1", ["sh", "-c", f"echo '{GONE}'; exit 1"],
-                           absent=(GONE,))
+    entry = journal.record(
+        "container", "c1", ["sh", "-c", f"echo '{GONE}'; exit 1"], absent=(GONE,)
+    )
 
     assert journal.remove_all() == [entry]
 
@@ -199,8 +208,9 @@ def test_stale_skips_live_owner(journal: Journal) -> None:
 
 
 def test_stale_dead_owner(tmp_path: Path) -> None:
-    path = write_journal(tmp_path / "old.jsonl", dead_pid(),
-                         create_record("a", ["true"], absent=(GONE,)))
+    path = write_journal(
+        tmp_path / "old.jsonl", dead_pid(), create_record("a", ["true"], absent=(GONE,))
+    )
 
     (entry,) = stale_entries(tmp_path)[path]
 
@@ -211,8 +221,10 @@ def test_stale_dead_owner(tmp_path: Path) -> None:
 
 def test_stale_skips_released(tmp_path: Path) -> None:
     path = write_journal(
-        tmp_path / "old.jsonl", dead_pid(),
-        create_record("a", ["true"]), create_record("b", ["true"]),
+        tmp_path / "old.jsonl",
+        dead_pid(),
+        create_record("a", ["true"]),
+        create_record("b", ["true"]),
         {"op": "release", "key": "file::a"},
     )
 
@@ -220,8 +232,12 @@ def test_stale_skips_released(tmp_path: Path) -> None:
 
 
 def test_stale_truncated_line(tmp_path: Path) -> None:
-    path = write_journal(tmp_path / "old.jsonl", dead_pid(), create_record("a", ["true"]),
-                         tail='{"op": "create", "key": "file::b", "ki')
+    path = write_journal(
+        tmp_path / "old.jsonl",
+        dead_pid(),
+        create_record("a", ["true"]),
+        tail='{"op": "create", "key": "file::b", "ki',
+    )
 
     assert [entry.name for entry in stale_entries(tmp_path)[path]] == ["a"]
 
@@ -243,8 +259,9 @@ def test_stale_ignores_other_files(tmp_path: Path) -> None:
 
 
 def test_clean_stale_removes(tmp_path: Path, marker: Path) -> None:
-    path = write_journal(tmp_path / "old.jsonl", dead_pid(),
-                         create_record(str(marker), ["rm", "-f", str(marker)]))
+    path = write_journal(
+        tmp_path / "old.jsonl", dead_pid(), create_record(str(marker), ["rm", "-f", str(marker)])
+    )
 
     lines = clean_stale(tmp_path)
 
@@ -255,9 +272,14 @@ def test_clean_stale_removes(tmp_path: Path, marker: Path) -> None:
 
 def test_clean_stale_newest_first(tmp_path: Path) -> None:
     log = tmp_path / "order.log"
-    write_journal(tmp_path / "old.jsonl", dead_pid(),
-                  *[create_record(name, ["sh", "-c", f"echo {name} >> '{log}'"])
-                    for name in ("first", "second")])
+    write_journal(
+        tmp_path / "old.jsonl",
+        dead_pid(),
+        *[
+            create_record(name, ["sh", "-c", f"echo {name} >> '{log}'"])
+            for name in ("first", "second")
+        ],
+    )
 
     clean_stale(tmp_path)
 
@@ -265,8 +287,9 @@ def test_clean_stale_newest_first(tmp_path: Path) -> None:
 
 
 def test_clean_stale_dry_run(tmp_path: Path, marker: Path) -> None:
-    path = write_journal(tmp_path / "old.jsonl", dead_pid(),
-                         create_record(str(marker), ["rm", "-f", str(marker)]))
+    path = write_journal(
+        tmp_path / "old.jsonl", dead_pid(), create_record(str(marker), ["rm", "-f", str(marker)])
+    )
 
     lines = clean_stale(tmp_path, dry_run=True)
 
@@ -286,8 +309,9 @@ def test_clean_stale_failure_kept(tmp_path: Path) -> None:
 
 def test_clean_stale_absent_marker(tmp_path: Path) -> None:
     remove = ["sh", "-c", f"echo '{GONE}' >&2; exit 1"]
-    path = write_journal(tmp_path / "old.jsonl", dead_pid(),
-                         create_record("c1", remove, absent=(GONE,)))
+    path = write_journal(
+        tmp_path / "old.jsonl", dead_pid(), create_record("c1", remove, absent=(GONE,))
+    )
 
     assert clean_stale(tmp_path) == ["removed file c1"]
     assert not path.exists()

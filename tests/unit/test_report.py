@@ -500,11 +500,25 @@ def test_cut_off_last_line_ignored(run_dir: Path) -> None:
 
 def control_records() -> list[Record]:
     return [
-        Record(suite="core", check="a", runtime="host", outcome="fail", file=SUITE_FILE, line=5,
-               message="host broke a"),
+        Record(
+            suite="core",
+            check="a",
+            runtime="host",
+            outcome="fail",
+            file=SUITE_FILE,
+            line=5,
+            message="host broke a",
+        ),
         Record(suite="core", check="b", runtime="host", outcome="pass", file=SUITE_FILE, line=9),
-        Record(suite="core", check="a", runtime="runc", outcome="fail", file=SUITE_FILE, line=5,
-               message="runc broke a"),
+        Record(
+            suite="core",
+            check="a",
+            runtime="runc",
+            outcome="fail",
+            file=SUITE_FILE,
+            line=5,
+            message="runc broke a",
+        ),
     ]
 
 

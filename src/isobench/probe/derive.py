@@ -95,7 +95,7 @@ def derive(values: FactValues) -> FactValues:
     derived["net.if.names"] = [item.split(" ", 1)[0] for item in interfaces]
     derived["net.if.external"] = [item for item in interfaces if item.split(" ", 1)[0] != "lo"]
 
-    if "uid_map" in values:
+    if _as_list(values.get("uid_map")):
         lines = [" ".join(line.split()) for line in _as_list(values["uid_map"])]
         derived["uid_map.identity"] = "yes" if lines == ["0 0 4294967295"] else "no"
 

@@ -52,7 +52,7 @@ class Availability:
 
 @dataclass
 class Context:
-    """What an adapter needs from the run: its id, the journal and a work directory."""
+    """The run's state that adapters share: its id, the journal, a work directory and the image."""
 
     run_id: str
     journal: Journal

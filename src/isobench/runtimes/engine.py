@@ -24,7 +24,7 @@ _ABSENT = ("No such container", "no such container", "no container with name or 
 
 @dataclass(frozen=True)
 class EngineProfile:
-    """What differs between engine CLIs, as data."""
+    """The differences between engine CLIs, as data."""
 
     engine: str
     #: Client binaries to try in order when none is configured.
@@ -59,7 +59,7 @@ PODMAN = EngineProfile(
     engine="podman",
     binaries=("/usr/bin/podman", "podman"),
     binary_env="ISOBENCH_PODMAN",
-    # Podman 4.3 asks for nofile=1048576, which a host without CAP_SYS_RESOURCE
+    # Podman 4.3 requests nofile=1048576, which a host without CAP_SYS_RESOURCE
     # in its bounding set cannot grant ("error setting rlimits").
     fit_ulimits=True,
     install_hint="Install it with 'apt-get install podman catatonit' or run 'make setup'.",

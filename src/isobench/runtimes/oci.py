@@ -59,13 +59,58 @@ READONLY_PATHS = (
     "/proc/sysrq-trigger",
 )
 
+# Every capability of Linux 6.x, for cap_add: [ALL] (capability(7)).
+ALL_CAPABILITIES = (
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+)
+
 USERNS_HOST_ID = 100000
 USERNS_SIZE = 65536
 
 
 @dataclass(frozen=True)
 class OciProfile:
-    """What differs between OCI runtime CLIs, as data."""
+    """The differences between OCI runtime CLIs, as data."""
 
     runtime: str
     binary_env: str
@@ -104,8 +149,20 @@ def _capability(name: str) -> str:
     return upper if upper.startswith("CAP_") else f"CAP_{upper}"
 
 
+def _passwd_gid(passwd: str, uid: int) -> int:
+    for line in passwd.splitlines():
+        fields = line.split(":")
+        if len(fields) > 3 and fields[2] == str(uid) and fields[3].isdigit():
+            return int(fields[3])
+    return 0
+
+
 def build_config(
-    request: Request, argv: Sequence[str], env: dict[str, str], rootfs: str = "rootfs"
+    request: Request,
+    argv: Sequence[str],
+    env: dict[str, str],
+    rootfs: str = "rootfs",
+    passwd: str = "",
 ) -> dict[str, Any]:
     """Write the OCI ``config.json`` for ``request``, mirroring ``runc spec``'s defaults."""
     caps = set(DEFAULT_CAPABILITIES)
@@ -113,14 +170,19 @@ def build_config(
     if "CAP_ALL" in drops:
         caps.clear()
     caps -= drops
-    caps |= {_capability(c) for c in request.cap_add}
+    adds = {_capability(c) for c in request.cap_add}
+    if "CAP_ALL" in adds:
+        adds = set(ALL_CAPABILITIES)
+    caps |= adds
     cap_list = sorted(caps)
 
     uid, gid = 0, 0
     if request.user is not None:
         user, _, group = request.user.partition(":")
         uid = int(user)
-        gid = int(group) if group else uid
+        # Like the engines: without a group, the user's group in the image's
+        # /etc/passwd, or 0 when the image does not list the user.
+        gid = int(group) if group else _passwd_gid(passwd, uid)
 
     environment = ["PATH=/bin", "TERM=xterm"]
     environment += [f"{k}={v}" for k, v in request.env]
@@ -293,7 +355,9 @@ class OciAdapter(Adapter):
         ]
         bundle.mkdir(parents=True)
         shutil.copytree(ctx.image.rootfs, bundle / "rootfs", symlinks=True)
-        config = build_config(request, argv, env)
+        passwd_file = ctx.image.rootfs / "etc" / "passwd"
+        passwd = passwd_file.read_text() if passwd_file.exists() else ""
+        config = build_config(request, argv, env, passwd=passwd)
         (bundle / "config.json").write_text(json.dumps(config, indent=2))
         if request.userns == "private":
             commands.run(

@@ -50,33 +50,53 @@ class LoadedSuite:
         return self.suite.suite
 
 
-def _to_python(node: yaml.Node, where: Path_, lines: dict[Path_, int], path: Path) -> Any:
-    """Convert a composed YAML node, recording the line of every key and item."""
-    lines[where] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
+class _Converter:
+    """Turn a composed YAML node tree into Python values, recording the line of every key
+    and item, and raising SuiteError for YAML that a suite must not use."""
+
+    def __init__(self, loader: yaml.SafeLoader, path: Path) -> None:
+        self.loader = loader
+        self.path = path
+        self.lines: dict[Path_, int] = {}
+        self._open: set[int] = set()
+
+    def fail(self, node: yaml.Node, field: str | None, problem: str) -> SuiteError:
+        return SuiteError(str(self.path), node.start_mark.line + 1, field, problem)
+
+    def convert(self, node: yaml.Node, where: Path_ = ()) -> Any:
+        self.lines[where] = node.start_mark.line + 1
+        if id(node) in self._open:
+            raise self.fail(node, None, "a recursive alias; write the value out instead")
+        self._open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, where)
+            if isinstance(node, yaml.SequenceNode):
+                return [self.convert(item, (*where, i)) for i, item in enumerate(node.value)]
+            try:
+                return self.loader.construct_object(node, deep=True)
+            except yaml.YAMLError as exc:
+                problem = getattr(exc, "problem", None) or str(exc)
+                raise self.fail(node, None, f"invalid value: {problem}") from None
+        finally:
+            self._open.discard(id(node))
+
+    def _mapping(self, node: yaml.MappingNode, where: Path_) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = yaml.safe_load(yaml.serialize(key_node))
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise self.fail(key_node, "<<", "merge keys are not supported in suites")
+            key = self.convert(key_node, (*where, "<key>"))
             if not isinstance(key, str):
-                raise SuiteError(
-                    str(path), key_node.start_mark.line + 1, str(key), "keys must be strings"
-                )
+                raise self.fail(key_node, str(key), "keys must be strings")
             if key in result:
-                raise SuiteError(
-                    str(path),
-                    key_node.start_mark.line + 1,
-                    key,
-                    "duplicate key; the first one would be silently replaced",
+                raise self.fail(
+                    key_node, key, "duplicate key; the first one would be silently replaced"
                 )
             child = (*where, key)
-            result[key] = _to_python(value_node, child, lines, path)
-            lines[child] = key_node.start_mark.line + 1
+            result[key] = self.convert(value_node, child)
+            self.lines[child] = key_node.start_mark.line + 1
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [
-            _to_python(item, (*where, index), lines, path) for index, item in enumerate(node.value)
-        ]
-    return yaml.safe_load(yaml.serialize(node))
 
 
 def _line_for(loc: Iterable[str | int], lines: dict[Path_, int]) -> int | None:
@@ -95,6 +115,7 @@ def _line_for(loc: Iterable[str | int], lines: dict[Path_, int]) -> int | None:
 
 
 def _field_name(loc: Iterable[str | int], lines: dict[Path_, int]) -> str:
+    """Name the deepest part of ``loc`` that the document has, such as ``checks[1].expect``."""
     current: Path_ = ()
     names: list[str] = []
     for part in loc:
@@ -102,10 +123,39 @@ def _field_name(loc: Iterable[str | int], lines: dict[Path_, int]) -> str:
         if candidate in lines:
             current = candidate
             names.append(f"[{part}]" if isinstance(part, int) else str(part))
-        elif isinstance(part, str) and not part.startswith(("function-", "tagged-union")):
-            names.append(part)
     text = ".".join(names)
     return re.sub(r"\.\[", "[", text)
+
+
+_CHECK_FIELDS = set(FactCheck.model_fields) | set(RunCheck.model_fields)
+
+
+def _reject_unknown_check_keys(data: Any, lines: dict[Path_, int], path: Path) -> None:
+    """Name a misspelt key, or an expectation without a value, at its own line; pydantic
+    would report only the missing field or the enclosing mapping."""
+    if not isinstance(data, dict) or not isinstance(data.get("checks"), list):
+        return
+    for index, check in enumerate(data["checks"]):
+        if not isinstance(check, dict):
+            continue
+        for key in check:
+            if key not in _CHECK_FIELDS:
+                raise SuiteError(
+                    str(path),
+                    lines.get(("checks", index, key)),
+                    f"checks[{index}].{key}",
+                    f"unknown field; a check has: {', '.join(sorted(_CHECK_FIELDS))}",
+                )
+        expect = check.get("expect")
+        if isinstance(expect, dict):
+            for key, value in expect.items():
+                if value is None:
+                    raise SuiteError(
+                        str(path),
+                        lines.get(("checks", index, "expect", key)),
+                        f"checks[{index}].expect.{key}",
+                        "no value, so it would assert nothing",
+                    )
 
 
 def _most_telling(exc: ValidationError) -> Any:
@@ -131,8 +181,9 @@ def _document_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
 
 def parse_suite(text: str, path: Path) -> LoadedSuite:
     """Validate suite text; raise SuiteError naming file, line and field on any fault."""
+    loader = yaml.SafeLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = loader.get_single_node()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -141,16 +192,19 @@ def parse_suite(text: str, path: Path) -> LoadedSuite:
     if node is None:
         raise SuiteError(str(path), 1, None, "the file is empty")
 
-    lines: dict[Path_, int] = {}
-    data = _to_python(node, (), lines, path)
+    converter = _Converter(loader, path)
+    data = converter.convert(node)
+    lines = converter.lines
+    _reject_unknown_check_keys(data, lines, path)
     try:
         suite = Suite.model_validate(data)
     except ValidationError as exc:
         error = _most_telling(exc)
         loc = _document_loc(error["loc"])
-        raise SuiteError(
-            str(path), _line_for(loc, lines), _field_name(loc, lines) or None, error["msg"]
-        ) from None
+        field = _field_name(loc, lines)
+        if error["type"] == "missing" and loc and isinstance(loc[-1], str):
+            field = f"{field}.{loc[-1]}" if field and not field.endswith(loc[-1]) else loc[-1]
+        raise SuiteError(str(path), _line_for(loc, lines), field or None, error["msg"]) from None
 
     loaded = LoadedSuite(suite, path)
     seen: dict[str, int] = {}

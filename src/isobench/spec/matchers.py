@@ -7,9 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from isobench.errors import HarnessError
 from isobench.spec.schema import HostRef, Matcher, RequestRef
 
 Value = str | int | list[str] | None
+
+#: Matchers that hold for any value when their operand is an empty list.
+VACUOUS_WHEN_EMPTY = ("contains", "not_contains", "disjoint_from")
 
 
 @dataclass(frozen=True)
@@ -19,10 +23,6 @@ class Judgement:
     ok: bool
     expected: str
     observed: str
-
-
-class UnresolvedOperand(LookupError):
-    """A ``{host: ...}`` or ``{request: ...}`` operand whose value is not known."""
 
 
 def _items(value: Any) -> list[str]:
@@ -66,13 +66,18 @@ def judge(
     if isinstance(raw, HostRef | RequestRef):
         operand: Any = resolve(raw)
         source = f"host's {raw.host}" if isinstance(raw, HostRef) else f"requested {raw.request}"
+        if kind in VACUOUS_WHEN_EMPTY and _items(operand) == []:
+            raise HarnessError(
+                f"the {source} is empty here, so '{kind}' would assert nothing; "
+                "the check cannot be judged on this host"
+            )
     else:
         operand = raw
     shown = f"{source} {_show(operand)}".strip() if source else _show(operand)
 
     if kind in ("equals", "not_equals"):
         if isinstance(observed, list) or isinstance(operand, list):
-            same = _items(observed) == _items(operand)
+            same = observed is not None and _items(observed) == _items(operand)
         else:
             same = observed is not None and str(observed) == str(operand)
         ok = same if kind == "equals" else (observed is not None and not same)

@@ -103,6 +103,8 @@ class Matcher(BaseModel):
             raise ValueError(f"'{given[0]}' is an empty list, so it would assert nothing")
         if value is None:
             raise ValueError(f"'{given[0]}' has no value")
+        if value == "" and given[0] in ("contains", "not_contains", "matches", "not_matches"):
+            raise ValueError(f"'{given[0]}' is an empty string, so it would assert nothing")
         return data
 
     @property
@@ -166,6 +168,15 @@ class RunExpect(BaseModel):
         description="Host facts read again after the command ran, by name.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if value is None:
+                    raise ValueError(f"'{key}' has no value, so it would assert nothing")
+        return data
+
     @model_validator(mode="after")
     def _something(self) -> RunExpect:
         if self.exit_code is None and self.stdout is None and self.stderr is None and not self.host:
@@ -218,7 +229,11 @@ def _check_kind(data: Any) -> str | None:
         if "run" in data:
             return "run"
         return None
-    return "fact" if isinstance(data, FactCheck) else "run" if isinstance(data, RunCheck) else None
+    if isinstance(data, FactCheck):
+        return "fact"
+    if isinstance(data, RunCheck):
+        return "run"
+    return None
 
 
 Check = Annotated[
