@@ -25,7 +25,7 @@ from isobench.model import Facts, Request
 from isobench.probe import END_MARKER, IMAGE_PATH, host, parse
 from isobench.probe.derive import derive, relative_facts
 from isobench.results import Record, cgroup_version
-from isobench.runtimes.base import Adapter, Context, execute
+from isobench.runtimes.base import Adapter, Context, Execution, Launched, execute
 from isobench.spec.loader import PLACEHOLDER, LoadedCheck
 from isobench.spec.matchers import Judgement, Value, judge
 from isobench.spec.schema import Deviation, FactCheck, HostRef, Matcher, RequestRef, RunCheck
@@ -33,6 +33,20 @@ from isobench.spec.schema import Deviation, FactCheck, HostRef, Matcher, Request
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 90.0
+
+# A run check that reads the cgroup runs under this wrapper: it prints a start
+# line, runs the command, prints the exit status and the number of processes
+# it sees, then waits for stdin to close, so the cgroup still exists while the
+# harness reads it.
+HOLD_START = "isobench-run-start"
+HOLD_END = "isobench-run-end"
+HOLD_WRAPPER = (
+    "/bin/sh",
+    "-c",
+    f'echo {HOLD_START}; "$@"; rc=$?; set -- /proc/[0-9]*; echo "{HOLD_END} $rc $#"; '
+    "read -r _; exit $rc",
+    "sh",
+)
 
 
 @dataclass
@@ -131,7 +145,7 @@ class Harness:
             ["/bin/sh", IMAGE_PATH],
             env=env,
             hold_marker=END_MARKER,
-            read_host=host.process_facts,
+            read_host=lambda launched, pid: host.process_facts(pid),
             timeout=PROBE_TIMEOUT_S,
         )
         result = execution.result
@@ -189,6 +203,8 @@ class Harness:
                 "error", f"{available.reason}. {available.hint}".strip(), request=request
             )
         reason = adapter.unsupported(request)
+        if reason is None and isinstance(check, RunCheck) and check.exec and not adapter.can_exec():
+            reason = f"{adapter.name} cannot start a process in a running container (exec)"
         if reason is not None:
             return Verdict("skip", reason, request=request)
 
@@ -239,26 +255,45 @@ class Harness:
 
     def _judge_run(self, check: RunCheck, adapter: Adapter, request: Request) -> Verdict:
         argv = [substitute(arg, self.host_facts) for arg in check.run]
-        started = time.monotonic()
-        execution = execute(adapter, self.ctx, request, argv, timeout=check.timeout_s)
+        held = bool(check.expect.cgroup) or check.exec is not None
+        if held:
+            execution, exit_code, stdout = self._run_held(check, adapter, request, argv)
+        else:
+            execution = execute(adapter, self.ctx, request, argv, timeout=check.timeout_s)
+            exit_code, stdout = execution.result.exit_code, execution.result.stdout
         result = execution.result
-        log.debug("check command finished in %.2fs", time.monotonic() - started)
 
         after = {"hostname": host.host_facts()["hostname"]}
         changed = self.markers.restore_hostname()
+        view = execution.host_view
+        if held and not view:
+            raise _ObservationError(
+                f"the container on {adapter.name} ended (exit status {result.exit_code}) before "
+                f"its cgroup could be read, or the runtime shows no host PID\n"
+                f"stderr:\n{result.stderr.strip()[-1000:]}",
+                result.commands,
+            )
 
         parts: list[tuple[str, Matcher, Value]] = []
         expect = check.expect
         if expect.exit_code is not None:
-            parts.append(("exit_code", expect.exit_code, str(result.exit_code)))
+            parts.append(("exit_code", expect.exit_code, str(exit_code)))
         if expect.stdout is not None:
-            parts.append(("stdout", expect.stdout, result.stdout))
+            parts.append(("stdout", expect.stdout, stdout))
         if expect.stderr is not None:
             parts.append(("stderr", expect.stderr, result.stderr))
         for name, matcher in expect.host.items():
             parts.append(
                 (f"host {name} after the run", matcher, after.get(name, self.host_facts.get(name)))
             )
+        for name, matcher in expect.cgroup.items():
+            if name not in view:
+                raise _ObservationError(
+                    f"the cgroup of the container on {adapter.name} has no '{name}' "
+                    f"(read from {', '.join(map(str, view.get('cg.paths', []))) or 'nowhere'})",
+                    result.commands,
+                )
+            parts.append((name, matcher, view[name]))
 
         resolve = self._resolver(request)
         expected, observed, failed = [], [], []
@@ -268,10 +303,14 @@ class Harness:
             observed.append(f"{label}: {judgement.observed}")
             if not judgement.ok:
                 failed.append(label)
+
         notes = [
-            f"stdout: {result.stdout.strip()[-500:]}",
+            f"exit status: {exit_code}",
+            f"stdout: {stdout.strip()[-500:]}",
             f"stderr: {result.stderr.strip()[-500:]}",
         ]
+        notes += _cgroup_notes(view, execution.exit_state, check)
+        notes += execution.notes
         if changed:
             notes.append(f"the host's hostname was changed to {changed!r} and has been restored")
         outcome = "fail" if failed else "pass"
@@ -279,6 +318,103 @@ class Harness:
         return Verdict(
             outcome, message, "; ".join(expected), "; ".join(observed), result.commands, notes
         )
+
+    def _run_held(
+        self, check: RunCheck, adapter: Adapter, request: Request, argv: list[str]
+    ) -> tuple[Execution, int | None, str]:
+        """Run the command, then hold the container while exec and the cgroup reads happen."""
+
+        refused: list[str] = []
+
+        def during(launched: Launched, pid: int) -> dict[str, str | list[str]]:
+            if check.exec is not None:
+                for number in range(1, check.exec.count + 1):
+                    # A refused exec is an observation: the runtime or the kernel
+                    # may refuse a process that would pass a limit.
+                    try:
+                        adapter.exec_detached(self.ctx, launched, check.exec.argv)
+                    except IsobenchError as exc:
+                        refused.append(
+                            f"exec {number} of {check.exec.count} refused: {_last_line(exc)}"
+                        )
+            return host.process_facts(pid)
+
+        execution = execute(
+            adapter,
+            self.ctx,
+            request,
+            [*HOLD_WRAPPER, *argv],
+            hold_marker=HOLD_END,
+            read_host=during,
+            timeout=check.timeout_s,
+        )
+        result = execution.result
+        execution.notes.extend(refused[:3])
+        if len(refused) > 3:
+            execution.notes.append(f"{len(refused) - 3} more execs were refused")
+        exit_code = result.exit_code
+        kept = []
+        for line in result.stdout.splitlines(keepends=True):
+            if line.startswith(HOLD_END):
+                fields = line.split()
+                exit_code = int(fields[1])
+                if len(fields) > 2:
+                    execution.host_view["inside.processes"] = fields[2]
+            elif not line.startswith(HOLD_START):
+                kept.append(line)
+        if HOLD_START not in execution.marker_times:
+            raise _ObservationError(
+                f"the command did not start on {adapter.name} (exit status {result.exit_code})"
+                f"\nstderr:\n{result.stderr.strip()[-2000:]}",
+                result.commands,
+            )
+
+        began = execution.marker_times.get(HOLD_START)
+        ended = execution.marker_times.get(HOLD_END)
+        usage = execution.host_view.get("cg.cpu.usage_ns")
+        if began is not None and ended is not None and ended > began and isinstance(usage, str):
+            rate = int(usage) / 1e9 / (ended - began)
+            execution.host_view["cg.cpu.rate"] = f"{rate:.3f}"
+        return execution, exit_code, "".join(kept)
+
+
+def _last_line(exc: IsobenchError) -> str:
+    """Return the last line of an error's stderr (runc prints a register dump before it)."""
+    stderr = getattr(exc, "stderr", "")
+    lines = [line for line in str(stderr).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else str(exc).splitlines()[0]
+
+
+def _cgroup_notes(
+    view: dict[str, str | list[str]], exit_state: dict[str, str], check: RunCheck
+) -> list[str]:
+    """Observations to show beside the verdict: the engine's OOM flag against the kernel's
+    count, and the task count against the limit after exec."""
+    notes = []
+    kills = view.get("cg.memory.oom_kills")
+    flag = exit_state.get("engine.OOMKilled")
+    if isinstance(kills, str) and flag is not None:
+        kernel_says = int(kills) > 0
+        engine_says = flag == "true"
+        agreement = "agree" if kernel_says == engine_says else "DISAGREE"
+        notes.append(
+            f"OOM kills counted by the kernel in the container's cgroup: {kills}; "
+            f"the engine's OOMKilled flag: {flag} ({agreement})"
+        )
+    current, limit = view.get("cg.pids.current"), view.get("cg.pids.max")
+    if isinstance(current, str) and isinstance(limit, str):
+        text = f"tasks in the container's cgroup on the host: {current} (pids.max {limit})"
+        inside = view.get("inside.processes")
+        if isinstance(inside, str):
+            text += f"; processes visible inside: {inside}"
+        if check.exec is not None:
+            text += f", after {check.exec.count} processes were added through exec"
+        if limit != "max" and int(current) > int(limit):
+            text += "; the count is above the limit"
+        notes.append(text)
+    if "cg.cpu.rate" in view:
+        notes.append(f"CPU used while the command ran: {view['cg.cpu.rate']} CPUs")
+    return notes
 
 
 def substitute(arg: str, host_facts: dict[str, str | list[str]]) -> str:
@@ -350,4 +486,5 @@ def to_record(
         fact=check.fact if isinstance(check, FactCheck) else "",
         notes=verdict.notes,
         control=control,
+        expected_to_fail=runtime in [c.runtime for c in check.controls if c.runtime],
     )

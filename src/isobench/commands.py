@@ -6,6 +6,7 @@ import logging
 import os
 import shlex
 import subprocess
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,12 +39,18 @@ def run(
     input_text: str | None = None,
     env: Mapping[str, str] | None = None,
     hint: str = "",
+    output_to_files: bool = False,
 ) -> Completed:
     """Run ``argv`` to completion and return what it printed.
 
     Raises CommandTimeout when it runs past ``timeout`` seconds (the process
     is killed), and CommandFailed on a non-zero exit when ``check`` is set.
+    With ``output_to_files``, output goes through temporary files instead of
+    pipes, for commands that leave a child holding their stdout (``runc exec
+    --detach``): with pipes, reading would wait for that child to end.
     """
+    if output_to_files:
+        return _run_with_files(argv, timeout=timeout, check=check, env=env, hint=hint)
     args = [str(a) for a in argv]
     full_env = None
     if env is not None:
@@ -75,3 +82,34 @@ def run(
     if check and proc.returncode != 0:
         raise CommandFailed(args, proc.returncode, proc.stdout, proc.stderr, hint)
     return result
+
+
+def _run_with_files(
+    argv: Sequence[str], *, timeout: float, check: bool, env: Mapping[str, str] | None, hint: str
+) -> Completed:
+    args = [str(a) for a in argv]
+    full_env = None if env is None else {**os.environ, **env}
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            proc = subprocess.run(
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                timeout=timeout,
+                env=full_env,
+            )
+        except subprocess.TimeoutExpired:
+            raise CommandTimeout(args, timeout) from None
+        except FileNotFoundError:
+            raise CommandFailed(args, 127, "", f"{args[0]}: command not found", hint) from None
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode(errors="replace")
+        stderr = err.read().decode(errors="replace")
+    duration = time.monotonic() - started
+    log.debug("exit %d in %.3fs: %s", proc.returncode, duration, shlex.join(args))
+    if check and proc.returncode != 0:
+        raise CommandFailed(args, proc.returncode, stdout, stderr, hint)
+    return Completed(args, proc.returncode, stdout, stderr, duration)

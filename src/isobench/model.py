@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator
 
 Sharing = Literal["private", "host"]
 NetworkMode = Literal["none", "default", "host"]
@@ -50,6 +50,34 @@ class Request(BaseModel):
     )
     cap_add: tuple[str, ...] = Field(default=(), description="Capabilities to add.")
     cap_drop: tuple[str, ...] = Field(default=(), description="Capabilities to drop.")
+
+    memory: ByteSize | None = Field(
+        default=None, description="Memory limit, in bytes or with a unit (64MiB, 32m)."
+    )
+    memory_swap: ByteSize | None = Field(
+        default=None,
+        description="Memory plus swap limit (as docker's --memory-swap); equal to memory "
+        "means no swap.",
+    )
+    pids_limit: int | None = Field(default=None, ge=1, description="Maximum number of tasks.")
+    cpus: float | None = Field(
+        default=None, gt=0, description="CPU quota in CPUs per period (0.5 is half a CPU)."
+    )
+    cpuset_cpus: str | None = Field(
+        default=None, pattern=r"^[0-9,-]+$", description="CPUs the container may run on (0-1, 0,2)."
+    )
+    cpu_shares: int | None = Field(
+        default=None, ge=2, le=262144, description="Relative CPU weight as cgroup v1 shares."
+    )
+
+    @field_validator("memory", "memory_swap", mode="before")
+    @classmethod
+    def _docker_units(cls, value: object) -> object:
+        """Accept docker's unit letters (32m, 1g) besides pydantic's (32MiB)."""
+        if isinstance(value, str) and value[-1:].lower() in "kmg" and value[:-1].isdigit():
+            factor = {"k": 1024, "m": 1024**2, "g": 1024**3}[value[-1].lower()]
+            return int(value[:-1]) * factor
+        return value
 
     def describe(self) -> str:
         """Return the fields that differ from the defaults, as ``key=value`` text."""

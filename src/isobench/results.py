@@ -48,6 +48,8 @@ class Record:
     fact: str = ""
     notes: list[str] = field(default_factory=list)
     control: str = ""
+    #: The runtime is a declared negative control of the check, so it should fail here.
+    expected_to_fail: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

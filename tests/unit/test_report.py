@@ -533,4 +533,4 @@ def test_control_failures_not_listed(tmp_path: Path) -> None:
 def test_control_pass_flagged(tmp_path: Path) -> None:
     summary = summary_of(write_run(tmp_path / "run", control_records()))
 
-    assert "cannot detect a missing guarantee: `core/b`" in summary
+    assert "cannot detect a missing guarantee: `core/b` on `host`" in summary

@@ -40,6 +40,7 @@ PROBE_FACTS: dict[str, str] = {
             "CapAmb",
             "NoNewPrivs",
             "Seccomp",
+            "Cpus_allowed_list",
         )
     },
     **{

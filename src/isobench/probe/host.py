@@ -11,6 +11,8 @@ import os
 import socket
 from pathlib import Path
 
+from isobench.probe import cgroups
+
 NAMESPACES = ("pid", "pid_for_children", "mnt", "net", "uts", "ipc", "user", "cgroup", "time")
 
 
@@ -42,6 +44,7 @@ def process_facts(pid: int, proc: Path = Path("/proc")) -> dict[str, str | list[
     except OSError:
         cgroup = []
     facts["hostside.cgroup"] = cgroup
+    facts.update(cgroups.process_cgroup_facts(pid, proc))
     return facts
 
 

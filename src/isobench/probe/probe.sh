@@ -81,7 +81,7 @@ fi
 
 while read -r name value _rest; do
     case "$name" in
-        CapInh:|CapPrm:|CapEff:|CapBnd:|CapAmb:|Seccomp:|NoNewPrivs:|Uid:|Gid:)
+        CapInh:|CapPrm:|CapEff:|CapBnd:|CapAmb:|Seccomp:|NoNewPrivs:|Uid:|Gid:|Cpus_allowed_list:)
             fact "status.${name%:}" "$value" ;;
     esac
 done < /proc/self/status

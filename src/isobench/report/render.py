@@ -26,7 +26,7 @@ from matplotlib.ticker import MaxNLocator
 
 from isobench.errors import UsageError
 from isobench.report import frames
-from isobench.results import CONTROL_RUNTIME, RESULTS_FILE, RUN_FILE, read_run
+from isobench.results import RESULTS_FILE, RUN_FILE, read_run
 
 SUMMARY_FILE = "summary.md"
 HTML_FILE = "index.html"
@@ -298,25 +298,28 @@ def _titles(frame: pd.DataFrame) -> dict[str, str]:
 
 def _control_note(frame: pd.DataFrame) -> str:
     """Summarize the negative-control row, whose failures are the expected result."""
-    rows = frame[frame["runtime"] == CONTROL_RUNTIME]
+    rows = frame[frame["expected_to_fail"].astype(bool)]
     if rows.empty:
         return ""
     failed = int((rows["outcome"] == "fail").sum())
+    names = ", ".join(f"`{name}`" for name in dict.fromkeys(rows["runtime"].tolist()))
     text = (
-        f"`{CONTROL_RUNTIME}` is the negative control (no isolation): {failed} of {len(rows)} "
-        "checks failed there as they should; those failures are not listed below."
+        f"{names}: negative control (no isolation). {failed} of {len(rows)} checks that "
+        "name it as their control failed there as they should; those failures are not "
+        "listed below."
     )
-    passed = rows[rows["outcome"] == "pass"]["check_key"].tolist()
-    if passed:
-        text += (
-            f" These checks passed on `{CONTROL_RUNTIME}`, so they cannot detect a missing "
-            f"guarantee: {', '.join(f'`{key}`' for key in passed)}."
+    passed = rows[rows["outcome"] == "pass"]
+    if not passed.empty:
+        listed = ", ".join(
+            f"`{key}` on `{runtime}`"
+            for key, runtime in zip(passed["check_key"], passed["runtime"])
         )
+        text += f" These passed on their negative control, so they cannot detect a missing guarantee: {listed}."
     return text
 
 
 def _problems(frame: pd.DataFrame) -> list[Problem]:
-    expected_failure = (frame["runtime"] == CONTROL_RUNTIME) & (frame["outcome"] == "fail")
+    expected_failure = frame["expected_to_fail"].astype(bool) & (frame["outcome"] == "fail")
     selected = frame[frame["outcome"].isin(PROBLEM_OUTCOMES) & ~expected_failure]
     problems = []
     for number, row in enumerate(selected.to_dict("records"), start=1):

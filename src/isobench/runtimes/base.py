@@ -16,7 +16,7 @@ import shlex
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,6 +87,8 @@ class Launched:
     entries: list[Entry] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
     state: dict[str, str] = field(default_factory=dict)
+    #: Process groups started beside the first process (the host adapter's exec).
+    groups: list[int] = field(default_factory=list)
 
 
 class Adapter(abc.ABC):
@@ -118,6 +120,21 @@ class Adapter(abc.ABC):
         """Return the host PID of the container's first process, when the runtime shows it."""
         return None
 
+    def exec_detached(self, ctx: Context, launched: Launched, argv: Sequence[str]) -> None:
+        """Start another process in the running container and return once it runs."""
+        raise HarnessError(f"{self.name} cannot start a process in a running container")
+
+    def can_exec(self) -> bool:
+        """Tell whether :meth:`exec_detached` is implemented."""
+        return type(self).exec_detached is not Adapter.exec_detached
+
+    def exit_state(self, ctx: Context, launched: Launched) -> dict[str, str]:
+        """Return what the runtime reports about the exited container (such as its OOM flag)."""
+        return {}
+
+    def reap(self, ctx: Context, launched: Launched) -> None:  # noqa: B027 - optional hook
+        """End what the container's first process left running once it exited."""
+
     def finish(self, ctx: Context, launched: Launched) -> None:
         """Remove what ``launch`` created, in reverse order."""
         for entry in reversed(launched.entries):
@@ -126,11 +143,18 @@ class Adapter(abc.ABC):
 
 @dataclass
 class Execution:
-    """A finished run, plus the host PID seen while the container was alive."""
+    """A finished run, plus what was read while the container was alive and after it ended."""
 
     result: RunResult
     host_pid: int | None = None
     host_view: dict[str, str | list[str]] = field(default_factory=dict)
+    exit_state: dict[str, str] = field(default_factory=dict)
+    #: Monotonic times at which marker lines (``isobench-…``) arrived on stdout.
+    marker_times: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+HostReader = Callable[[Launched, int], dict[str, str | list[str]]]
 
 
 class _Reader(threading.Thread):
@@ -142,11 +166,15 @@ class _Reader(threading.Thread):
         self.marker = marker
         self.lines: list[str] = []
         self.marked = threading.Event()
+        self.times: dict[str, float] = {}
 
     def run(self) -> None:
         for line in self.pipe:  # type: ignore[attr-defined]
             self.lines.append(line)
-            if self.marker is not None and line.rstrip("\n") == self.marker:
+            text = line.rstrip("\n")
+            if text.startswith("isobench-"):
+                self.times.setdefault(text.split(" ", 1)[0], time.monotonic())
+            if self.marker is not None and text.split(" ", 1)[0] == self.marker:
                 self.marked.set()
         self.marked.set()
 
@@ -163,14 +191,15 @@ def execute(
     *,
     env: dict[str, str] | None = None,
     hold_marker: str | None = None,
-    read_host: object = None,
+    read_host: HostReader | None = None,
     timeout: float = 60.0,
 ) -> Execution:
     """Run one container to its end and return what it printed.
 
-    With ``hold_marker``, the process is expected to print that line and then
-    wait for its stdin to close; while it waits, ``read_host(pid)`` reads the
-    container from the host side. The container is removed in every case.
+    With ``hold_marker``, the process is expected to print a line starting
+    with that word and then wait for its stdin to close. While it waits,
+    ``read_host(launched, pid)`` reads the container from the host side.
+    The container is removed in every case.
     """
     launched = adapter.launch(ctx, request, argv, env or {})
     started = time.monotonic()
@@ -187,17 +216,19 @@ def execute(
                 raise CommandTimeout(launched.argv, timeout, err.text)
             if launched.process.poll() is None:
                 host_pid = adapter.host_pid(ctx, launched)
-                if host_pid is not None and callable(read_host):
-                    host_view = read_host(host_pid)
+                if host_pid is not None and read_host is not None:
+                    host_view = read_host(launched, host_pid)
 
         _close_stdin(launched.process)
         try:
             exit_code = launched.process.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             raise CommandTimeout(launched.argv, timeout, err.text) from None
+        adapter.reap(ctx, launched)
         out.join(5)
         err.join(5)
         duration = time.monotonic() - started
+        exit_state = adapter.exit_state(ctx, launched)
 
         result = RunResult(
             exit_code=exit_code,
@@ -207,7 +238,7 @@ def execute(
             commands=[*launched.commands, shlex.join(launched.argv)],
             host_pid=host_pid,
         )
-        return Execution(result, host_pid, host_view)
+        return Execution(result, host_pid, host_view, exit_state, dict(out.times))
     finally:
         _stop(launched.process)
         try:

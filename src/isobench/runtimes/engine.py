@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import resource
+import shlex
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -228,6 +229,18 @@ class EngineAdapter(Adapter):
             options += ["--cap-drop", cap]
         for cap in request.cap_add:
             options += ["--cap-add", cap]
+        if request.memory is not None:
+            options += ["--memory", str(int(request.memory))]
+        if request.memory_swap is not None:
+            options += ["--memory-swap", str(int(request.memory_swap))]
+        if request.pids_limit is not None:
+            options += ["--pids-limit", str(request.pids_limit)]
+        if request.cpus is not None:
+            options += ["--cpus", f"{request.cpus:g}"]
+        if request.cpuset_cpus is not None:
+            options += ["--cpuset-cpus", request.cpuset_cpus]
+        if request.cpu_shares is not None:
+            options += ["--cpu-shares", str(request.cpu_shares)]
         return options
 
     # -- lifecycle -------------------------------------------------------
@@ -306,3 +319,21 @@ class EngineAdapter(Adapter):
         except ValueError:
             return None
         return pid or None
+
+    def exec_detached(self, ctx: Context, launched: Launched, argv: Sequence[str]) -> None:
+        command = [self.binary, "exec", "--detach", launched.name, *argv]
+        launched.commands.append(shlex.join(command))
+        commands.run(command, timeout=60)
+
+    def exit_state(self, ctx: Context, launched: Launched) -> dict[str, str]:
+        inspect = [self.binary, "inspect", "--format", "{{json .State}}", launched.name]
+        result = commands.run(inspect, timeout=30, check=False)
+        try:
+            state = json.loads(result.stdout)
+        except json.JSONDecodeError:
+            return {}
+        found = {}
+        for key in ("OOMKilled", "ExitCode", "Error"):
+            if key in state:
+                found[f"engine.{key}"] = json.dumps(state[key]).strip('"')
+        return found

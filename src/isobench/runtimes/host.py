@@ -7,7 +7,11 @@ directory, so the tools are the same as inside a container.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
+import signal
+import subprocess
 import platform
 from collections.abc import Sequence
 
@@ -53,3 +57,29 @@ class HostAdapter(Adapter):
 
     def host_pid(self, ctx: Context, launched: Launched) -> int | None:
         return launched.process.pid
+
+    def exec_detached(self, ctx: Context, launched: Launched, argv: Sequence[str]) -> None:
+        # A host process "in the container" is any process: start it beside the first one.
+        if ctx.image is None:
+            raise HarnessError("no probe image was built before starting a process")
+        binary = ctx.image.rootfs / "bin" / argv[0]
+        resolved = [str(binary) if binary.exists() else argv[0], *argv[1:]]
+        child = subprocess.Popen(
+            resolved,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        launched.groups.append(child.pid)
+        launched.commands.append(shlex.join(resolved))
+
+    def reap(self, ctx: Context, launched: Launched) -> None:
+        """End every process the command left, as a container's end would."""
+        self.finish(ctx, launched)
+
+    def finish(self, ctx: Context, launched: Launched) -> None:
+        """End every process the command left, as a container's end would."""
+        for group in [launched.process.pid, *launched.groups]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shlex
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -149,6 +150,35 @@ def _capability(name: str) -> str:
     return upper if upper.startswith("CAP_") else f"CAP_{upper}"
 
 
+CPU_PERIOD_US = 100000
+
+
+def _resources(request: Request) -> dict[str, Any]:
+    """Translate the request's limits into ``linux.resources``."""
+    resources: dict[str, Any] = {"devices": [{"allow": False, "access": "rwm"}]}
+    memory: dict[str, int] = {}
+    if request.memory is not None:
+        memory["limit"] = int(request.memory)
+    if request.memory_swap is not None:
+        # As with docker's --memory-swap, this is memory plus swap.
+        memory["swap"] = int(request.memory_swap)
+    if memory:
+        resources["memory"] = memory
+    if request.pids_limit is not None:
+        resources["pids"] = {"limit": request.pids_limit}
+    cpu: dict[str, Any] = {}
+    if request.cpus is not None:
+        cpu["quota"] = round(request.cpus * CPU_PERIOD_US)
+        cpu["period"] = CPU_PERIOD_US
+    if request.cpuset_cpus is not None:
+        cpu["cpus"] = request.cpuset_cpus
+    if request.cpu_shares is not None:
+        cpu["shares"] = request.cpu_shares
+    if cpu:
+        resources["cpu"] = cpu
+    return resources
+
+
 def _passwd_gid(passwd: str, uid: int) -> int:
     for line in passwd.splitlines():
         fields = line.split(":")
@@ -207,7 +237,7 @@ def build_config(
         "namespaces": namespaces,
         "maskedPaths": list(MASKED_PATHS),
         "readonlyPaths": list(READONLY_PATHS),
-        "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+        "resources": _resources(request),
     }
     if request.userns == "private":
         mapping = [{"containerID": 0, "hostID": USERNS_HOST_ID, "size": USERNS_SIZE}]
@@ -394,3 +424,8 @@ class OciAdapter(Adapter):
         except (json.JSONDecodeError, ValueError, AttributeError):
             return None
         return pid or None
+
+    def exec_detached(self, ctx: Context, launched: Launched, argv: Sequence[str]) -> None:
+        command = [*self._global(ctx), "exec", "--detach", launched.name, *argv]
+        launched.commands.append(shlex.join(command))
+        commands.run(command, timeout=60, output_to_files=True)

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from isobench import runtimes
 from isobench.errors import SuiteError
 from isobench.model import Request
+from isobench.probe.cgroups import CGROUP_FACTS, RUN_CGROUP_FACTS
 from isobench.probe.derive import DERIVED_FACTS, HOST_FACTS, PROBE_FACTS
 from isobench.spec.schema import Check, FactCheck, HostRef, Matcher, RequestRef, RunCheck, Suite
 
@@ -232,7 +233,7 @@ def _check_references(check: Check, index: int, path: Path, lines: dict[Path_, i
             str(path), lines.get((*base, *where)) or lines.get(base), field_name, problem
         )
 
-    known_facts = set(PROBE_FACTS) | set(DERIVED_FACTS)
+    known_facts = set(PROBE_FACTS) | set(DERIVED_FACTS) | set(CGROUP_FACTS)
     known_runtimes = set(runtimes.names())
 
     if isinstance(check, FactCheck):
@@ -257,6 +258,14 @@ def _check_references(check: Check, index: int, path: Path, lines: dict[Path_, i
                     f"unknown host fact '{name}'; known: {', '.join(sorted(HOST_FACTS))}",
                 )
             matchers.append((("expect", "host", name), matcher))
+        for name, matcher in check.expect.cgroup.items():
+            if name not in RUN_CGROUP_FACTS:
+                fail(
+                    ("expect", "cgroup", name),
+                    f"checks[{index}].expect.cgroup.{name}",
+                    f"unknown cgroup fact '{name}'; known: {', '.join(sorted(RUN_CGROUP_FACTS))}",
+                )
+            matchers.append((("expect", "cgroup", name), matcher))
         for position, arg in enumerate(check.run):
             for name in PLACEHOLDER.findall(arg):
                 if name not in HOST_FACTS:

@@ -124,6 +124,9 @@ def judge(
         note = f" (shared: {_show(shared)})" if shared else ""
         return Judgement(ok, f"no item of {shown}", _show(observed) + note)
 
+    if kind in ("at_least", "at_most", "approx"):
+        return _judge_number(kind, operand, observed, shown)
+
     if kind == "empty":
         is_empty = (
             observed is not None
@@ -133,3 +136,29 @@ def judge(
         return Judgement(ok, "empty" if operand else "not empty", _show(observed))
 
     raise AssertionError(f"matcher kind without a rule: {kind}")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, list) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _judge_number(kind: str, operand: Any, observed: Value, shown: str) -> Judgement:
+    """Compare numbers; a value that is not a number (such as 'max') never passes."""
+    number = _number(observed)
+    if kind == "approx":
+        center, tolerance = float(operand[0]), float(operand[1])
+        ok = number is not None and abs(number - center) <= tolerance
+        return Judgement(ok, f"within {center:g} ± {tolerance:g}", _show(observed))
+    bound = _number(operand)
+    if bound is None:
+        raise HarnessError(f"the operand {shown} of '{kind}' is not a number")
+    if kind == "at_least":
+        return Judgement(
+            number is not None and number >= bound, f"at least {shown}", _show(observed)
+        )
+    return Judgement(number is not None and number <= bound, f"at most {shown}", _show(observed))

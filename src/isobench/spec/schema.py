@@ -54,6 +54,9 @@ MATCHERS = (
     "subset_of",
     "disjoint_from",
     "empty",
+    "at_least",
+    "at_most",
+    "approx",
 )
 
 
@@ -81,6 +84,15 @@ class Matcher(BaseModel):
     disjoint_from: Operand | None = Field(default=None, description="No item is among these.")
     empty: bool | None = Field(
         default=None, description="The value is empty (true) or not (false)."
+    )
+    at_least: float | HostRef | RequestRef | None = Field(
+        default=None, description="The value is a number at least this."
+    )
+    at_most: float | HostRef | RequestRef | None = Field(
+        default=None, description="The value is a number at most this."
+    )
+    approx: tuple[float, float] | None = Field(
+        default=None, description="[value, tolerance]: the number is within value ± tolerance."
     )
 
     @model_validator(mode="before")
@@ -167,6 +179,11 @@ class RunExpect(BaseModel):
         default_factory=dict,
         description="Host facts read again after the command ran, by name.",
     )
+    cgroup: dict[str, Matcher] = Field(
+        default_factory=dict,
+        description="Facts of the container's cgroup (cg.*), read on the host after the "
+        "command ended and before the container exits.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -179,8 +196,9 @@ class RunExpect(BaseModel):
 
     @model_validator(mode="after")
     def _something(self) -> RunExpect:
-        if self.exit_code is None and self.stdout is None and self.stderr is None and not self.host:
-            raise ValueError("set at least one of exit_code, stdout, stderr, host")
+        nothing = self.exit_code is None and self.stdout is None and self.stderr is None
+        if nothing and not self.host and not self.cgroup:
+            raise ValueError("set at least one of exit_code, stdout, stderr, host, cgroup")
         return self
 
 
@@ -215,10 +233,24 @@ class FactCheck(CheckBase):
     expect: Matcher = Field(description="The expectation on the fact.")
 
 
+class ExecSpec(BaseModel):
+    """Processes started in the running container through the runtime's exec."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    argv: list[str] = Field(min_length=1, description="The command's argv.")
+    count: int = Field(default=1, ge=1, le=32, description="How many to start.")
+
+
 class RunCheck(CheckBase):
     """A check that runs a command of its own in the container and judges its result."""
 
     run: list[str] = Field(min_length=1, description="The command's argv, without a shell.")
+    exec: ExecSpec | None = Field(
+        default=None,
+        description="Processes to add through the runtime's exec after the command ended, "
+        "before the cgroup is read.",
+    )
     expect: RunExpect = Field(description="Expectations on exit code, output and host facts.")
 
 
