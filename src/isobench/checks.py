@@ -11,7 +11,6 @@ import logging
 import re
 import shlex
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,15 @@ from isobench.results import Record, cgroup_version
 from isobench.runtimes.base import Adapter, Context, Execution, Launched, execute
 from isobench.spec.loader import PLACEHOLDER, LoadedCheck
 from isobench.spec.matchers import Judgement, Value, judge
-from isobench.spec.schema import Deviation, FactCheck, HostRef, Matcher, RequestRef, RunCheck
+from isobench.spec.schema import (
+    Deviation,
+    ExecSpec,
+    FactCheck,
+    HostRef,
+    Matcher,
+    RequestRef,
+    RunCheck,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +72,12 @@ class Verdict:
 class Harness:
     """The state shared by every check of a run."""
 
-    def __init__(self, run_id: str, work_dir: Path, journal: Journal | None = None) -> None:
+    def __init__(
+        self, run_id: str, run_dir: Path | None = None, journal: Journal | None = None
+    ) -> None:
         self.run_id = run_id
-        self.work_dir = work_dir
-        self.journal = journal or Journal(run_id, work_dir)
-        self.ctx = Context(run_id, self.journal, work_dir)
+        self.journal = journal or Journal(run_id, run_dir)
+        self.ctx = Context(run_id, self.journal)
         self.markers = HostMarkers(run_id, self.journal)
         self.host_facts: dict[str, str | list[str]] = {}
         self._started = False
@@ -256,15 +264,15 @@ class Harness:
     def _judge_run(self, check: RunCheck, adapter: Adapter, request: Request) -> Verdict:
         argv = [substitute(arg, self.host_facts) for arg in check.run]
         held = bool(check.expect.cgroup) or check.exec is not None
-        if held:
-            execution, exit_code, stdout = self._run_held(check, adapter, request, argv)
-        else:
-            execution = execute(adapter, self.ctx, request, argv, timeout=check.timeout_s)
-            exit_code, stdout = execution.result.exit_code, execution.result.stdout
+        # A request that shares the host's UTS namespace can change its hostname.
+        with self.markers.hostname_guard() as changed:
+            if held:
+                execution, exit_code, stdout = self._run_held(check, adapter, request, argv)
+            else:
+                execution = execute(adapter, self.ctx, request, argv, timeout=check.timeout_s)
+                exit_code, stdout = execution.result.exit_code, execution.result.stdout
+            after = {"hostname": host.host_facts()["hostname"]}
         result = execution.result
-
-        after = {"hostname": host.host_facts()["hostname"]}
-        changed = self.markers.restore_hostname()
         view = execution.host_view
         if held and not view:
             raise _ObservationError(
@@ -312,7 +320,7 @@ class Harness:
         notes += _cgroup_notes(view, execution.exit_state, check)
         notes += execution.notes
         if changed:
-            notes.append(f"the host's hostname was changed to {changed!r} and has been restored")
+            notes.append(f"the host's hostname was changed to {changed[0]!r} and has been restored")
         outcome = "fail" if failed else "pass"
         message = f"not as expected: {', '.join(failed)}" if failed else ""
         return Verdict(
@@ -322,20 +330,36 @@ class Harness:
     def _run_held(
         self, check: RunCheck, adapter: Adapter, request: Request, argv: list[str]
     ) -> tuple[Execution, int | None, str]:
-        """Run the command, then hold the container while exec and the cgroup reads happen."""
+        return self.run_held(adapter, request, argv, check.timeout_s, check.exec)
 
+    def run_held(
+        self,
+        adapter: Adapter,
+        request: Request,
+        argv: list[str],
+        timeout_s: float = 60.0,
+        exec_spec: ExecSpec | None = None,
+    ) -> tuple[Execution, int | None, str]:
+        """Run a command in a container, then hold the container while processes are added
+        through exec and its cgroup is read on the host.
+
+        Returns the execution (its ``host_view`` has the ``cg.*`` facts), the command's
+        exit status and its output without the wrapper's marker lines.
+        """
+        self.start()
+        self.prepare(adapter)
         refused: list[str] = []
 
         def during(launched: Launched, pid: int) -> dict[str, str | list[str]]:
-            if check.exec is not None:
-                for number in range(1, check.exec.count + 1):
+            if exec_spec is not None:
+                for number in range(1, exec_spec.count + 1):
                     # A refused exec is an observation: the runtime or the kernel
                     # may refuse a process that would pass a limit.
                     try:
-                        adapter.exec_detached(self.ctx, launched, check.exec.argv)
+                        adapter.exec_detached(self.ctx, launched, exec_spec.argv)
                     except IsobenchError as exc:
                         refused.append(
-                            f"exec {number} of {check.exec.count} refused: {_last_line(exc)}"
+                            f"exec {number} of {exec_spec.count} refused: {_last_line(exc)}"
                         )
             return host.process_facts(pid)
 
@@ -346,7 +370,7 @@ class Harness:
             [*HOLD_WRAPPER, *argv],
             hold_marker=HOLD_END,
             read_host=during,
-            timeout=check.timeout_s,
+            timeout=timeout_s,
         )
         result = execution.result
         execution.notes.extend(refused[:3])

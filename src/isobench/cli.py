@@ -23,8 +23,10 @@ import pytest
 
 from isobench import __version__, images, journal, runtimes
 from isobench.errors import IsobenchError, UsageError
+from isobench.plugin import check_out_dir
 from isobench.results import (
     CONTROL_RUNTIME,
+    OUTCOMES,
     RESULTS_FILE,
     RUN_FILE,
     cgroup_mode,
@@ -156,6 +158,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    # Plotting libraries log every font they look at on DEBUG.
+    for noisy in ("matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         if args.command == "run":
             return cmd_run(args)
@@ -224,9 +229,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         out = Path("reports") / "runs" / run_id
         link = Path("reports") / "latest"
     out = out.resolve()
+    check_out_dir(out)
 
     pytest_args = [str(p) for p in suite_paths]
-    pytest_args += ["-p", "no:cacheprovider", "--isobench-out", str(out), "-q", "-rfE"]
+    # The report holds every failure with its evidence, so pytest prints only
+    # progress here; --pytest-arg=--tb=short brings its failure listing back.
+    pytest_args += ["-p", "no:cacheprovider", "--isobench-out", str(out), "-q", "--tb=no"]
     pytest_args += ["--isobench-run-id", run_id]
     # The CLI imports isobench before pytest starts, so pytest cannot rewrite
     # its asserts; isobench has no asserts that need it.
@@ -239,10 +247,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     pytest_args += args.pytest_arg
 
     log.info("running %s on %s", ", ".join(p.stem for p in suite_paths), ", ".join(chosen))
+    os.environ["ISOBENCH_CLI"] = "1"  # the CLI renders the report itself
     code = pytest.main(pytest_args)
 
     if link is not None and out.exists():
         _point_latest(link, out)
+    if code == pytest.ExitCode.USAGE_ERROR:
+        raise UsageError("pytest rejected the arguments (see its message above)")
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        raise UsageError(
+            f"no check matched -k {args.keyword!r}" if args.keyword else "the suites have no checks"
+        )
     if not (out / RUN_FILE).exists():
         print(
             f"isobench: no results were written (pytest exit status {int(code)})", file=sys.stderr
@@ -252,6 +267,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from isobench.report import render
 
     written = render(out)
+    _print_outcome(out)
     print(f"run directory: {out}")
     print(f"report: {written['index.html']}")
     print(f"summary: {written['summary.md']}")
@@ -259,6 +275,31 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     status = _exit_status(out)
     return EXIT_OK if args.no_gate else status
+
+
+def _print_outcome(run_dir: Path) -> None:
+    """Print outcome counts per runtime and the problems that are not expected."""
+    _, records = read_run(run_dir)
+    table: dict[str, dict[str, int]] = {}
+    for record in records:
+        row = table.setdefault(record["runtime"], {})
+        row[record["outcome"]] = row.get(record["outcome"], 0) + 1
+    for runtime, counts in table.items():
+        text = ", ".join(f"{counts[o]} {o}" for o in OUTCOMES if counts.get(o))
+        print(f"{runtime:>14}: {text}")
+    problems = [
+        r
+        for r in records
+        if r["outcome"] in ("fail", "error", "xpass") and not r.get("expected_to_fail")
+    ]
+    for record in problems[:20]:
+        first = (record.get("message") or "").strip().splitlines()
+        print(
+            f"{record['outcome'].upper()} {record['suite']}/{record['check']} on "
+            f"{record['runtime']} ({record['file']}:{record['line']}): {first[0] if first else ''}"
+        )
+    if len(problems) > 20:
+        print(f"… {len(problems) - 20} more in the report")
 
 
 def _point_latest(link: Path, target: Path) -> None:
@@ -390,7 +431,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         f"no resources left by dead runs ({leftovers} found)",
         "run 'isobench clean'",
     )
-    print("all set" if problems == 0 else f"{problems} problems; 'make setup' fixes most of them")
+    if problems == 0:
+        print("all set")
+    else:
+        print(f"{problems} problem(s); the 'fix:' lines above say what to do")
     return EXIT_OK if problems == 0 else EXIT_ERROR
 
 

@@ -8,6 +8,7 @@ before it is made, so it is removed also after an interrupt.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import threading
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 from isobench import commands
@@ -70,7 +72,6 @@ class HostMarkers:
         self._process: subprocess.Popen[bytes] | None = None
         self._process_entry: Entry | None = None
         self._listener: Listener | None = None
-        self._original_hostname = socket.gethostname()
 
     def create(self) -> dict[str, str | list[str]]:
         """Make every marker and return the host facts that name them."""
@@ -119,9 +120,6 @@ class HostMarkers:
         self._listener.start()
         self.facts["listener.port"] = str(self._listener.port)
 
-        # A check may change the hostname through a shared UTS namespace; the
-        # original is restored after every check and at the end (not from the
-        # journal, since a later deliberate change must not be undone).
         return self.facts
 
     def _make_shm(self) -> str:
@@ -143,18 +141,31 @@ class HostMarkers:
             )
         return str(key)
 
-    def restore_hostname(self) -> str | None:
-        """Put the host's hostname back if a check changed it; return the changed name."""
-        current = socket.gethostname()
-        if current == self._original_hostname:
-            return None
-        log.warning(
-            "the host's hostname changed to %r during a check; restoring %r",
-            current,
-            self._original_hostname,
-        )
-        socket.sethostname(self._original_hostname)
-        return current
+    @contextlib.contextmanager
+    def hostname_guard(self) -> Iterator[list[str]]:
+        """Restore the host's hostname if the code in the block changed it.
+
+        The name before the block is journaled, so 'isobench clean' restores it
+        after a kill. Only a change made during the block is undone, so a run does
+        not undo another run's deliberate change. The list yielded receives the
+        changed name, if any.
+        """
+        before = socket.gethostname()
+        entry = self.journal.record("hostname", before, ["hostname", before])
+        changed: list[str] = []
+        try:
+            yield changed
+        finally:
+            current = socket.gethostname()
+            if current != before:
+                log.warning(
+                    "the host's hostname changed to %r during a check; restoring %r",
+                    current,
+                    before,
+                )
+                socket.sethostname(before)
+                changed.append(current)
+            self.journal.released(entry)
 
     def remove(self) -> None:
         """Stop the listener and the process; the journal removes the rest."""
@@ -166,4 +177,3 @@ class HostMarkers:
                 self._process.wait(5)
             if self._process_entry is not None:
                 self.journal.released(self._process_entry)
-        self.restore_hostname()

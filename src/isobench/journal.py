@@ -161,6 +161,31 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _mark_killed(run_dir: str) -> None:
+    """Set the status of a dead run's run.json to 'killed' if it still says it runs."""
+    if not run_dir:
+        return
+    path = Path(run_dir) / "run.json"
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return
+    if meta.get("status") in ("running", "cleaning"):
+        meta["status"] = "killed"
+        path.write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def _owner(path: Path) -> tuple[int | None, str]:
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if record.get("op") == "open":
+            return record.get("pid"), str(record.get("run_dir", ""))
+    return None, ""
+
+
 def stale_entries(directory: Path | None = None) -> dict[Path, list[Entry]]:
     """Read the journals of runs whose process is gone; return what they left."""
     base = directory if directory is not None else state_dir() / "journal"
@@ -210,6 +235,8 @@ def clean_stale(directory: Path | None = None, dry_run: bool = False) -> list[st
             except IsobenchError as exc:
                 left.append(entry)
                 lines.append(f"could not remove {entry.kind} {entry.name}: {exc}")
+        if not dry_run:
+            _mark_killed(_owner(path)[1])
         if not dry_run and not left:
             path.unlink(missing_ok=True)
     return lines

@@ -24,8 +24,8 @@ import pytest
 
 from isobench import runtimes
 from isobench.checks import Harness, Verdict, to_record
-from isobench.errors import IsobenchError, SuiteError
-from isobench.results import Record, RunDirectory, new_run_id
+from isobench.errors import IsobenchError, SuiteError, UsageError
+from isobench.results import RESULTS_FILE, Record, RunDirectory, new_run_id
 from isobench.spec.loader import LoadedCheck, load_suite
 
 log = logging.getLogger(__name__)
@@ -73,10 +73,12 @@ class IsobenchSession:
         self.out_dir = (
             Path(out) if out else Path(config.rootpath) / "reports" / "runs" / self.run_id
         )
+        check_out_dir(self.out_dir)
         self.run_dir: RunDirectory | None = None
         self.harness: Harness | None = None
         self.suites: list[dict[str, Any]] = []
         self._old_sigterm: Any = None
+        self._interrupted = False
 
     @property
     def runtime_names(self) -> list[str]:
@@ -115,8 +117,7 @@ class IsobenchSession:
                 )
                 if not info.available:
                     log.warning("runtime %s is not available: %s", name, info.reason)
-            work_dir = Path(os.environ.get("ISOBENCH_WORK_DIR", "/var/tmp/isobench")) / self.run_id
-            self.harness = Harness(self.run_id, work_dir)
+            self.harness = Harness(self.run_id, self.out_dir)
             log.info("run directory: %s", self.out_dir)
         return self.harness
 
@@ -147,20 +148,55 @@ class IsobenchSession:
                 self.run_dir.append(Record(**json.loads(value)))
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self._old_sigterm is not None:
-            signal.signal(signal.SIGTERM, self._old_sigterm)
+        # A second Ctrl-C or SIGTERM must not cut the clean-up short: ignore both
+        # until it is done, then restore what was there before the run.
+        old_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            self._finish(exitstatus)
+        finally:
+            signal.signal(signal.SIGINT, old_sigint)
+            signal.signal(signal.SIGTERM, self._old_sigterm or signal.SIG_DFL)
+
+    def _finish(self, exitstatus: int) -> None:
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or self._interrupted
+        if self.run_dir is not None:
+            # Marked first, so that a kill during the clean-up leaves the right status.
+            self.run_dir.finish("interrupted" if interrupted else "cleaning")
         if self.harness is not None:
             left = self.harness.close()
             if left:
                 log.warning("could not remove: %s; run 'isobench clean'", ", ".join(left))
         if self.run_dir is not None:
-            if exitstatus == pytest.ExitCode.INTERRUPTED:
+            if interrupted:
                 status = "interrupted"
             elif exitstatus in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
                 status = "failed"
             else:
                 status = "complete"
             self.run_dir.finish(status)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.run_dir is not None and not os.environ.get("ISOBENCH_CLI"):
+            terminalreporter.write_line(
+                f"isobench: results in {self.out_dir}; render them with "
+                f"'isobench report {self.out_dir}'"
+            )
+
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        self._interrupted = True
+
+
+def check_out_dir(path: Path) -> None:
+    """Raise UsageError for a run directory that is a file or holds a run already."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{path} is not a directory; pass a directory to --out")
+    results = path / RESULTS_FILE
+    if results.exists() and results.stat().st_size > 0:
+        raise UsageError(
+            f"{path} already contains a run ({RESULTS_FILE}); pass a new --out directory "
+            "or remove that one"
+        )
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -181,7 +217,13 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if file_path.suffix in (".yaml", ".yml") and file_path.parent.name == "suites":
+    """Collect YAML files in a directory named ``suites``, and any YAML file or directory
+    of them named on the command line."""
+    if file_path.suffix not in (".yaml", ".yml"):
+        return None
+    named = {Path(arg.split("::")[0]).resolve() for arg in parent.config.args}
+    resolved = file_path.resolve()
+    if file_path.parent.name == "suites" or resolved in named or resolved.parent in named:
         return SuiteFile.from_parent(parent, path=file_path)
     return None
 

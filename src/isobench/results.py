@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import isobench
+from isobench.errors import UsageError
 
 RUN_FILE = "run.json"
 RESULTS_FILE = "results.jsonl"
@@ -95,6 +96,8 @@ class RunDirectory:
     def __init__(self, path: Path, run_id: str) -> None:
         self.path = path
         self.run_id = run_id
+        if path.exists() and not path.is_dir():
+            raise UsageError(f"{path} is not a directory; pass a directory to --out")
         self.path.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self.meta: dict[str, Any] = {}
@@ -105,6 +108,12 @@ class RunDirectory:
         return self.path / RESULTS_FILE
 
     def start(self, argv: list[str], suites: list[dict[str, Any]]) -> None:
+        if self.results_path.exists() and self.results_path.stat().st_size > 0:
+            raise UsageError(
+                f"{self.path} already contains a run ({RESULTS_FILE}); "
+                "pass a new --out directory or remove that one"
+            )
+
         self.meta = {
             "run_id": self.run_id,
             "status": "running",

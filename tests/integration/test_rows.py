@@ -5,21 +5,20 @@ from __future__ import annotations
 import pytest
 
 from isobench.checks import Harness
-from isobench.spec.loader import LoadedSuite
-from tests.conftest import require_runtime
+from isobench.spec.loader import LoadedSuite, load_suite
+from tests.conftest import SUITES, require_runtime
 
 pytestmark = pytest.mark.integration
 
 ACCEPTED = ("pass", "xfail", "skip")
 
 
+@pytest.mark.parametrize("suite", ["namespaces", "cgroups"])
 @pytest.mark.parametrize("runtime", ["docker", "podman", "runc"])
-def test_row_keeps_guarantees(
-    harness: Harness, namespaces_suite: LoadedSuite, runtime: str
-) -> None:
+def test_row_keeps_guarantees(harness: Harness, runtime: str, suite: str) -> None:
     require_runtime(runtime)
     broken = []
-    for loaded in namespaces_suite.checks:
+    for loaded in load_suite(SUITES / f"{suite}.yaml").checks:
         verdict = harness.evaluate(loaded, runtime)
         if verdict.outcome not in ACCEPTED:
             broken.append(f"{loaded.id}: {verdict.outcome}: {verdict.message}")

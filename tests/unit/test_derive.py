@@ -135,9 +135,13 @@ def test_own_path_private_namespace() -> None:
     assert derive({"cgroup.unified.path": "/"})["cgroup.own_path"] == "/"
 
 
-def test_own_path_absent() -> None:
-    # Without /proc/self/cgroup entries the probe prints neither path.
-    assert "cgroup.own_path" not in derive({"cgroup": []})
+def test_own_path_empty_cgroup_file() -> None:
+    # An empty /proc/self/cgroup (gVisor) has no path to show: the fact is "".
+    assert derive({"cgroup": []})["cgroup.own_path"] == ""
+
+
+def test_own_path_absent_unread() -> None:
+    assert "cgroup.own_path" not in derive({})
 
 
 # -- comparison with the host ------------------------------------------------

@@ -22,7 +22,7 @@ V1_UNLIMITED = 2**62
 CGROUP_FACTS: dict[str, str] = {
     "cg.layout": "v1, v2 or hybrid: how the host mounts its cgroup hierarchies",
     "cg.memory.limit": "memory limit in bytes, or 'max'",
-    "cg.memory.memsw_limit": "memory plus swap limit in bytes, or 'max' (v1 memsw, v2 max+swap.max)",
+    "cg.memory.memsw_limit": "memory plus swap limit in bytes, or 'max'",
     "cg.memory.oom_kills": "processes the kernel's OOM killer ended in this cgroup",
     "cg.memory.peak": "maximum memory usage in bytes (v1 max_usage_in_bytes, v2 memory.peak)",
     "cg.pids.max": "task limit, or 'max'",
@@ -101,14 +101,19 @@ class CgroupDirs:
 
 
 def _enabled_in(directory: Path, controller: str) -> bool:
-    # A v2 controller has files in a cgroup only when its parent enables it.
-    return any(directory.glob(f"{controller}.*"))
+    # cgroup.controllers lists the controllers available in a v2 cgroup; files
+    # such as memory.pressure exist whether or not the controller is.
+    try:
+        return controller in (directory / "cgroup.controllers").read_text().split()
+    except OSError:
+        return False
 
 
 def _join(hierarchy: Hierarchy, path: str) -> Path:
     relative = path
-    if hierarchy.root not in ("/", "") and relative.startswith(hierarchy.root):
-        relative = relative[len(hierarchy.root) :]
+    root = hierarchy.root.rstrip("/")
+    if root and (relative == root or relative.startswith(root + "/")):
+        relative = relative[len(root) :]
     return hierarchy.mount_point / relative.lstrip("/")
 
 
@@ -194,7 +199,7 @@ def read(dirs: CgroupDirs) -> dict[str, str | list[str]]:
 
     # A root cgroup has no limit files: its limits are "max" by definition.
     pids = dirs.directory("pids")
-    if pids is not None:
+    if pids is not None and pids.is_dir():
         put("cg.pids.max", _read(pids / "pids.max") or "max")
         current = _read(pids / "pids.current")
         if current is None:

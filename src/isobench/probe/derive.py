@@ -106,6 +106,9 @@ def derive(values: FactValues) -> FactValues:
         derived["cgroup.own_path"] = memory_path
     elif isinstance(unified_path, str):
         derived["cgroup.own_path"] = unified_path
+    elif "cgroup" in values and not _as_list(values["cgroup"]):
+        # /proc/self/cgroup was read and is empty (gVisor): no path to show.
+        derived["cgroup.own_path"] = ""
     return derived
 
 

@@ -13,7 +13,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,15 @@ class SkipGroup:
 
 
 @dataclass(frozen=True)
+class Deviation:
+    """A declared deviation that happened (an xfail), with the runtimes it happened on."""
+
+    check_key: str
+    reason: str
+    runtimes: list[str]
+
+
+@dataclass(frozen=True)
 class UnavailableRuntime:
     """A runtime that run.json marks as not available, with the reason and the fix."""
 
@@ -147,6 +156,7 @@ class Report:
     problems: list[Problem]
     skips: list[SkipGroup]
     control_note: str = ""
+    deviations: list[Deviation] = field(default_factory=list)
 
 
 def render(run_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
@@ -197,6 +207,7 @@ def load_report(run_dir: Path) -> Report:
         problems=_problems(frame),
         skips=_skip_groups(frame, order),
         control_note=_control_note(frame),
+        deviations=_deviations(frame),
     )
 
 
@@ -310,11 +321,12 @@ def _control_note(frame: pd.DataFrame) -> str:
     )
     passed = rows[rows["outcome"] == "pass"]
     if not passed.empty:
-        listed = ", ".join(
-            f"`{key}` on `{runtime}`"
-            for key, runtime in zip(passed["check_key"], passed["runtime"])
+        pairs = zip(passed["check_key"], passed["runtime"], strict=True)
+        listed = ", ".join(f"`{key}` on `{runtime}`" for key, runtime in pairs)
+        text += (
+            " These passed on their negative control, so they cannot detect a missing "
+            f"guarantee: {listed}."
         )
-        text += f" These passed on their negative control, so they cannot detect a missing guarantee: {listed}."
     return text
 
 
@@ -361,6 +373,20 @@ def _skip_groups(frame: pd.DataFrame, runtimes: Sequence[str]) -> list[SkipGroup
     ]
 
 
+def _deviations(frame: pd.DataFrame) -> list[Deviation]:
+    """List the xfails by check and reason, with the runtimes each happened on."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for row in frame[frame["outcome"] == "xfail"].to_dict("records"):
+        reason = _first_line(str(row["message"])).removeprefix("declared deviation: ")
+        # The judged values follow the reason in brackets; the failure list has them.
+        reason = reason.rsplit(" (", 1)[0] if reason.endswith(")") else reason
+        found.setdefault((str(row["check_key"]), reason), []).append(str(row["runtime"]))
+    return [
+        Deviation(key, _clip(reason, REASON_CHARS), runtimes)
+        for (key, reason), runtimes in found.items()
+    ]
+
+
 def _first_line(text: str) -> str:
     lines = text.strip().splitlines()
     return lines[0].strip() if lines else ""
@@ -398,6 +424,7 @@ def summary_markdown(report: Report) -> str:
         report.control_note,
         _md_matrix(report),
         _md_problems(report),
+        _md_deviations(report),
         _md_skips(report),
     ]
     return "\n\n".join(section for section in sections if section) + "\n"
@@ -530,6 +557,16 @@ def _md_skips(report: Report) -> str:
     if hidden > 0:
         text += f"\n\n{hidden} more skip reasons in {HTML_FILE}."
     return text
+
+
+def _md_deviations(report: Report) -> str:
+    if not report.deviations:
+        return ""
+    rows = [
+        [_md_code(d.check_key), ", ".join(_md_code(r) for r in d.runtimes), _md_text(d.reason)]
+        for d in report.deviations[:SUMMARY_MAX_SKIP_GROUPS]
+    ]
+    return "## Declared deviations (xfail)\n\n" + _md_table(["check", "runtimes", "reason"], rows)
 
 
 def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:

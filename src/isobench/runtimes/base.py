@@ -52,11 +52,10 @@ class Availability:
 
 @dataclass
 class Context:
-    """The run's state that adapters share: its id, the journal, a work directory and the image."""
+    """The run's state that adapters share: its id, the journal and the probe image."""
 
     run_id: str
     journal: Journal
-    work_dir: Path
     image: ProbeImage | None = None
     _counter: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)

@@ -147,11 +147,13 @@ class EngineAdapter(Adapter):
         try:
             info = commands.run([binary, "version", "--format", "{{json .}}"], timeout=30)
         except IsobenchError as exc:
-            return Availability(
-                False,
-                reason=f"'{binary} version' failed: {exc}",
-                hint=self.profile.start_hint or self.profile.install_hint,
-            )
+            hint = self.profile.start_hint or self.profile.install_hint
+            if self.profile.engine == "docker" and os.environ.get("DOCKER_HOST"):
+                hint = (
+                    f"DOCKER_HOST is set to {os.environ['DOCKER_HOST']}: check that an engine "
+                    "listens there, or unset it to use the local one."
+                )
+            return Availability(False, reason=f"'{binary} version' failed: {exc}", hint=hint)
         try:
             data = json.loads(info.stdout)
         except json.JSONDecodeError:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import platform
 import shlex
 import signal
 import subprocess
-import platform
 from collections.abc import Sequence
 
 from isobench.errors import HarnessError

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
 import shutil
 from collections.abc import Sequence
@@ -337,8 +338,6 @@ class OciAdapter(Adapter):
 
     @property
     def binary(self) -> str:
-        import os
-
         return self._binary or os.environ.get(self.profile.binary_env) or self.profile.runtime
 
     def state_root(self, ctx: Context) -> Path:
@@ -355,8 +354,15 @@ class OciAdapter(Adapter):
     def _check_availability(self) -> Availability:
         path = shutil.which(self.binary)
         if path is None:
+            source = (
+                f" (set by {self.profile.binary_env})"
+                if os.environ.get(self.profile.binary_env)
+                else ""
+            )
             return Availability(
-                False, reason=f"'{self.binary}' not found on PATH", hint=self.profile.install_hint
+                False,
+                reason=f"'{self.binary}'{source} not found",
+                hint=f"{self.profile.install_hint} Or set {self.profile.binary_env} to its path.",
             )
         try:
             result = commands.run([path, "--version"], timeout=30)

@@ -340,6 +340,9 @@ def load_suite(path: Path) -> LoadedSuite:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SuiteError(str(path), None, None, f"cannot read the file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise SuiteError(str(path), line, None, "the file is not valid UTF-8") from None
     return parse_suite(text, path)
 
 

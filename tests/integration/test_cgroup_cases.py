@@ -1,0 +1,65 @@
+"""Cases from bug reports about cgroup limits, each with the verdict a correct harness gives."""
+
+from __future__ import annotations
+
+import pytest
+
+from isobench.checks import Harness
+from isobench.model import Request
+from isobench.runtimes import get
+from isobench.spec.loader import LoadedCheck, load_suite
+from tests.conftest import SUITES, require_runtime
+
+pytestmark = pytest.mark.integration
+
+
+def cgroups_check(check_id: str) -> LoadedCheck:
+    return next(c for c in load_suite(SUITES / "cgroups.yaml").checks if c.id == check_id)
+
+
+@pytest.mark.parametrize(("runtime", "flag"), [("docker", "true"), ("podman", "false")])
+def test_c1_oom_flag_beside_kernel(harness: Harness, runtime: str, flag: str) -> None:
+    """moby/moby#38352: the kernel's OOM count decides; the engine's flag is reported."""
+    require_runtime(runtime)
+
+    verdict = harness.evaluate(cgroups_check("memory-over-limit-killed"), runtime)
+
+    note = next(n for n in verdict.notes if n.startswith("OOM kills counted by the kernel"))
+    assert verdict.outcome == "pass"
+    assert f"OOMKilled flag: {flag}" in note
+    assert ("DISAGREE" in note) == (flag == "false")
+
+
+def test_c2_fork_refused_exec_counted(harness: Harness) -> None:
+    """opencontainers/runc#4413: forks are refused, while exec can pass the count."""
+    require_runtime("docker")
+
+    fork = harness.evaluate(cgroups_check("pids-fork-loop-bounded"), "docker")
+    exec_ = harness.evaluate(cgroups_check("pids-exec-within-limit"), "docker")
+
+    assert fork.outcome == "pass"
+    assert exec_.outcome == "xfail"
+    assert any("the count is above the limit" in note for note in exec_.notes)
+
+
+def test_c6_runsc_small_pids_error(harness: Harness) -> None:
+    """google/gvisor#2489: a sandbox that cannot start under the limit is an error."""
+    require_runtime("runsc")
+
+    verdict = harness.evaluate(cgroups_check("pids-fork-loop-bounded"), "runsc")
+
+    assert verdict.outcome == "error"
+    assert "sandbox" in verdict.message
+
+
+def test_c6_runsc_guest_and_host_counts(harness: Harness) -> None:
+    require_runtime("runsc")
+    adapter = get("runsc")
+    argv = ["sh", "-c", "i=0; while [ $i -lt 10 ]; do sleep 20 & i=$((i+1)); done"]
+
+    execution, exit_code, _ = harness.run_held(adapter, Request(pids_limit=500), argv)
+
+    view = execution.host_view
+    assert exit_code == 0
+    assert int(str(view["inside.processes"])) >= 11
+    assert int(str(view["cg.pids.current"])) > int(str(view["inside.processes"]))
