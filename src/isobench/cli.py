@@ -215,11 +215,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"suite directory {suites_dir} not found; pass --suites-dir DIR")
     suite_paths = find_suites(suites_dir, args.suite)
     if not suite_paths:
-        raise UsageError(f"no suite files (*.yaml) in {suites_dir}")
+        raise UsageError(f"no suite files (*.yaml, test_*.py) in {suites_dir}")
     # Load every suite first, so that a malformed one stops the run before
     # any container starts.
     for path in suite_paths:
-        load_suite(path)
+        if path.suffix == ".yaml":
+            load_suite(path)
     chosen = _choose_runtimes(args)
 
     run_id = new_run_id()

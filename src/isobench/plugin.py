@@ -133,6 +133,8 @@ class IsobenchSession:
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
         record = item.stash.get(record_key, None)
+        if record is None and "isobench_runtime" in getattr(item, "fixturenames", ()):
+            record = _python_record(item, call, report)
         if record is None:
             return report
         # The record travels with the report, so that with pytest-xdist the
@@ -185,6 +187,68 @@ class IsobenchSession:
 
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         self._interrupted = True
+
+
+def _python_record(
+    item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport
+) -> Record | None:
+    """Build the record of a Python suite test (a property-based check) for its final phase."""
+    if call.when == "teardown" or (call.when == "setup" and report.passed):
+        return None
+    runtime = str(item.callspec.params.get("isobench_runtime", ""))
+    module = getattr(item, "module", None)
+    controls = getattr(module, "NEGATIVE_CONTROLS", ())
+    error = call.excinfo is not None and isinstance(call.excinfo.value, IsobenchError)
+    if report.skipped:
+        outcome = "xfail" if hasattr(report, "wasxfail") else "skip"
+        longrepr = report.longrepr
+        message = str(longrepr[2]) if isinstance(longrepr, tuple) else str(longrepr or "")
+    elif report.failed:
+        outcome = "error" if call.when == "setup" or error else "fail"
+        message = _failure_text(str(report.longrepr))
+    else:
+        outcome, message = "pass", ""
+    path, line, _ = item.location
+    function = getattr(item, "function", None)
+    doc = (function.__doc__ or "") if function is not None else ""
+    return Record(
+        suite=Path(path).stem.removeprefix("test_"),
+        check=getattr(item, "originalname", item.name),
+        title=doc.strip().split("\n")[0],
+        runtime=runtime,
+        outcome=outcome,
+        message=message,
+        duration_s=round(report.duration, 3),
+        file=str(item.path),
+        line=(line or 0) + 1,
+        expected_to_fail=runtime in controls,
+    )
+
+
+def _failure_text(longrepr: str) -> str:
+    """Put the assertion and Hypothesis's shrunk example first, then the rest of the text."""
+    lines = longrepr.splitlines()
+    asserted = [line for line in lines if line.startswith("E ")][:5]
+    example: list[str] = []
+    for start, line in enumerate(lines):
+        if "Falsifying example" in line or "Failing test case" in line:
+            example = lines[start : start + 12]
+            break
+    head = [*asserted, *example]
+    return "\n".join([*head, "", longrepr[-4000:]]) if head else longrepr[-6000:]
+
+
+@pytest.fixture
+def isobench_harness(request: pytest.FixtureRequest) -> Harness:
+    """The run's harness, for Python suites that start containers themselves."""
+    return request.config.stash[session_key].ensure_started()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run every Python suite test once per runtime of the run."""
+    if "isobench_runtime" in metafunc.fixturenames:
+        names = metafunc.config.stash[session_key].runtime_names
+        metafunc.parametrize("isobench_runtime", names)
 
 
 def check_out_dir(path: Path) -> None:

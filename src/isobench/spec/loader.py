@@ -347,8 +347,14 @@ def load_suite(path: Path) -> LoadedSuite:
 
 
 def find_suites(directory: Path, names: Iterable[str] = ()) -> list[Path]:
-    """Return the suite files of ``directory``, or only those named; unknown names raise."""
+    """Return the suite files of ``directory``, or only those named; unknown names raise.
+
+    A suite is ``NAME.yaml`` (declarative) or ``test_NAME.py`` (Python, such as
+    property-based checks).
+    """
     available = {p.stem: p for p in sorted(directory.glob("*.yaml"))}
+    for path in sorted(directory.glob("test_*.py")):
+        available.setdefault(path.stem.removeprefix("test_"), path)
     wanted = list(names)
     if not wanted:
         return list(available.values())
