@@ -195,7 +195,8 @@ def _python_record(
     """Build the record of a Python suite test (a property-based check) for its final phase."""
     if call.when == "teardown" or (call.when == "setup" and report.passed):
         return None
-    runtime = str(item.callspec.params.get("isobench_runtime", ""))
+    callspec = getattr(item, "callspec", None)
+    runtime = str(callspec.params.get("isobench_runtime", "")) if callspec is not None else ""
     module = getattr(item, "module", None)
     controls = getattr(module, "NEGATIVE_CONTROLS", ())
     error = call.excinfo is not None and isinstance(call.excinfo.value, IsobenchError)
