@@ -11,7 +11,9 @@ import logging
 import re
 import shlex
 import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,8 @@ from isobench.spec.schema import (
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 90.0
+# How far ahead {host.start_at} lies: long enough for two containers to start.
+START_DELAY_S = 3
 
 # A run check that reads the cgroup runs under this wrapper: it prints a start
 # line, runs the command, prints the exit status and the number of processes
@@ -262,11 +266,14 @@ class Harness:
         return verdict
 
     def _judge_run(self, check: RunCheck, adapter: Adapter, request: Request) -> Verdict:
-        argv = [substitute(arg, self.host_facts) for arg in check.run]
-        held = bool(check.expect.cgroup) or check.exec is not None
+        facts = {**self.host_facts, "start_at": str(int(time.time()) + START_DELAY_S)}
+        argv = [substitute(arg, facts) for arg in check.run]
+        held = bool(check.expect.cgroup) or check.exec is not None or check.alongside is not None
         # A request that shares the host's UTS namespace can change its hostname.
         with self.markers.hostname_guard() as changed:
-            if held:
+            if check.alongside is not None:
+                execution, exit_code, stdout = self._run_pair(check, adapter, request, argv)
+            elif held:
                 execution, exit_code, stdout = self._run_held(check, adapter, request, argv)
             else:
                 execution = execute(adapter, self.ctx, request, argv, timeout=check.timeout_s)
@@ -331,6 +338,30 @@ class Harness:
         self, check: RunCheck, adapter: Adapter, request: Request, argv: list[str]
     ) -> tuple[Execution, int | None, str]:
         return self.run_held(adapter, request, argv, check.timeout_s, check.exec)
+
+    def _run_pair(
+        self, check: RunCheck, adapter: Adapter, request: Request, argv: list[str]
+    ) -> tuple[Execution, int | None, str]:
+        """Run the command in two containers at once and derive each one's CPU share."""
+        assert check.alongside is not None
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            first = pool.submit(self.run_held, adapter, request, argv, check.timeout_s)
+            second = pool.submit(self.run_held, adapter, check.alongside, argv, check.timeout_s)
+            execution, exit_code, stdout = first.result()
+            other, _, _ = second.result()
+
+        mine = execution.host_view.get("cg.cpu.usage_ns")
+        theirs = other.host_view.get("cg.cpu.usage_ns")
+        if isinstance(mine, str) and isinstance(theirs, str) and int(mine) + int(theirs) > 0:
+            share = int(mine) / (int(mine) + int(theirs))
+            execution.host_view["cg.cpu.share"] = f"{share:.3f}"
+        execution.notes.append(
+            f"CPU time: {int(str(mine or 0)) / 1e9:.2f} s here ({request.describe()}), "
+            f"{int(str(theirs or 0)) / 1e9:.2f} s in the container alongside "
+            f"({check.alongside.describe()})"
+        )
+        execution.result.commands += other.result.commands
+        return execution, exit_code, stdout
 
     def run_held(
         self,

@@ -39,6 +39,7 @@ CGROUP_FACTS: dict[str, str] = {
 RUN_CGROUP_FACTS: dict[str, str] = {
     **CGROUP_FACTS,
     "cg.cpu.rate": "CPUs used while the command ran: CPU time over the command's wall time",
+    "cg.cpu.share": "with 'alongside': this container's part of the CPU time both containers used",
 }
 
 

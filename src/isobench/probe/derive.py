@@ -75,6 +75,8 @@ HOST_FACTS: dict[str, str] = {
     "marker.mount": "mount point of a tmpfs the harness mounts on the host",
     "marker.shm_key": "key of a SysV shared memory segment the harness makes on the host",
     "listener.port": "TCP port of a listener the harness opens on the host's 127.0.0.1",
+    "start_at": "a time (epoch seconds) 3 s after a run check starts, the same for both "
+    "containers of a check with 'alongside'",
 }
 
 

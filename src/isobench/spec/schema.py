@@ -251,6 +251,11 @@ class RunCheck(CheckBase):
         description="Processes to add through the runtime's exec after the command ended, "
         "before the cgroup is read.",
     )
+    alongside: Request | None = Field(
+        default=None,
+        description="A second container with this request runs the same command at the "
+        "same time, for checks of how two containers share a resource (cg.cpu.share).",
+    )
     expect: RunExpect = Field(description="Expectations on exit code, output and host facts.")
 
 
