@@ -60,4 +60,6 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     yield made
     left = made.close()
     assert not left, f"resources left behind: {left}"
+    cgroups = [str(p) for p in Path("/sys/fs/cgroup").glob(f"*/*{made.run_id}*")]
+    assert not cgroups, f"cgroups left behind: {cgroups}"
     shutil.rmtree(work, ignore_errors=True)

@@ -142,6 +142,18 @@ def locate(proc_cgroup: str, mountinfo: str) -> CgroupDirs:
     return dirs
 
 
+def directories_for(path: str, mountinfo: str | None = None) -> list[Path]:
+    """Return where a cgroup at ``path`` (from the root) lives in every mounted hierarchy."""
+    if mountinfo is None:
+        mountinfo = Path("/proc/self/mountinfo").read_text()
+    found = []
+    for hierarchy in hierarchies(mountinfo):
+        directory = _join(hierarchy, path)
+        if directory not in found:
+            found.append(directory)
+    return found
+
+
 def _read(path: Path | None) -> str | None:
     if path is None:
         return None

@@ -15,6 +15,7 @@ from typing import Any
 from isobench import commands
 from isobench.errors import HarnessError, IsobenchError
 from isobench.model import Request
+from isobench.probe import cgroups
 from isobench.runtimes.base import Adapter, Availability, Context, Launched, popen
 
 log = logging.getLogger(__name__)
@@ -394,7 +395,21 @@ class OciAdapter(Adapter):
         passwd_file = ctx.image.rootfs / "etc" / "passwd"
         passwd = passwd_file.read_text() if passwd_file.exists() else ""
         config = build_config(request, argv, env, passwd=passwd)
+        # A cgroup path of our own, so that what the runtime leaves (runsc does,
+        # when a sandbox fails to start) can be found and removed.
+        cgroup_path = f"/{name}"
+        config["linux"]["cgroupsPath"] = cgroup_path
         (bundle / "config.json").write_text(json.dumps(config, indent=2))
+        for directory in cgroups.directories_for(cgroup_path):
+            entries.append(
+                ctx.journal.record(
+                    "cgroup",
+                    str(directory),
+                    ["rmdir", str(directory)],
+                    runtime=self.name,
+                    absent=("No such file",),
+                )
+            )
         if request.userns == "private":
             commands.run(
                 ["chown", "-R", f"{USERNS_HOST_ID}:{USERNS_HOST_ID}", str(bundle / "rootfs")],
