@@ -47,7 +47,7 @@ START_DELAY_S = 3
 
 # A run check that reads the cgroup runs under this wrapper: it prints a start
 # line, runs the command, prints the exit status and the number of processes
-# it sees, then waits for stdin to close, so the cgroup still exists while the
+# visible in /proc, then waits for stdin to close, so the cgroup still exists while the
 # harness reads it.
 HOLD_START = "isobench-run-start"
 HOLD_END = "isobench-run-end"

@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-#: A v1 limit at or above this is "no limit" (the kernel's page-rounded LONG_MAX).
+#: v1 shows "no limit" as LONG_MAX rounded down to a page (about 2**63), so any
+#: value from 2**62 up is read as no limit.
 V1_UNLIMITED = 2**62
 
 CGROUP_FACTS: dict[str, str] = {
@@ -35,7 +36,7 @@ CGROUP_FACTS: dict[str, str] = {
 }
 
 
-#: What a run check can read from the cgroup: the facts above and the CPU rate.
+#: The facts a run check can read from the cgroup: those above, plus the CPU rate and share.
 RUN_CGROUP_FACTS: dict[str, str] = {
     **CGROUP_FACTS,
     "cg.cpu.rate": "CPUs used while the command ran: CPU time over the command's wall time",
