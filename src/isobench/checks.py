@@ -494,6 +494,19 @@ def _commands_of(exc: Exception) -> list[str]:
     return [shlex.join(argv)] if isinstance(argv, list) else []
 
 
+class StopExamples(BaseException):
+    """Raised by a property-based check when the runtime could not run an example.
+
+    It derives from BaseException so that Hypothesis does not treat it as a
+    failing example and shrink it, which would start many containers in vain.
+    The plugin records the check as an ``error`` with the cause.
+    """
+
+    def __init__(self, cause: IsobenchError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 class _ObservationError(HarnessError):
     def __init__(self, message: str, commands: list[str]) -> None:
         super().__init__(message)

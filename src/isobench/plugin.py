@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from isobench import runtimes
-from isobench.checks import Harness, Verdict, to_record
+from isobench.checks import Harness, StopExamples, Verdict, to_record
 from isobench.errors import IsobenchError, SuiteError, UsageError
 from isobench.results import RESULTS_FILE, Record, RunDirectory, new_run_id
 from isobench.spec.loader import LoadedCheck, load_suite
@@ -199,7 +199,9 @@ def _python_record(
     runtime = str(callspec.params.get("isobench_runtime", "")) if callspec is not None else ""
     module = getattr(item, "module", None)
     controls = getattr(module, "NEGATIVE_CONTROLS", ())
-    error = call.excinfo is not None and isinstance(call.excinfo.value, IsobenchError)
+    error = call.excinfo is not None and isinstance(
+        call.excinfo.value, IsobenchError | StopExamples
+    )
     if report.skipped:
         outcome = "xfail" if hasattr(report, "wasxfail") else "skip"
         longrepr = report.longrepr
