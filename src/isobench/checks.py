@@ -42,6 +42,8 @@ from isobench.spec.schema import (
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 90.0
+#: A command reports a measured value with a line "isobench-value NAME VALUE".
+VALUE_PREFIX = "isobench-value "
 # How far ahead {host.start_at} lies: long enough for two containers to start.
 START_DELAY_S = 3
 
@@ -289,6 +291,10 @@ class Harness:
                 result.commands,
             )
 
+        printed = _printed_values(stdout)
+        stdout = "".join(
+            line for line in stdout.splitlines(keepends=True) if not line.startswith(VALUE_PREFIX)
+        )
         parts: list[tuple[str, Matcher, Value]] = []
         expect = check.expect
         if expect.exit_code is not None:
@@ -301,6 +307,14 @@ class Harness:
             parts.append(
                 (f"host {name} after the run", matcher, after.get(name, self.host_facts.get(name)))
             )
+        for name, matcher in expect.values.items():
+            if name not in printed:
+                raise _ObservationError(
+                    f"the command printed no '{VALUE_PREFIX}{name} …' line on {adapter.name}\n"
+                    f"stdout:\n{stdout.strip()[-1000:]}\nstderr:\n{result.stderr.strip()[-1000:]}",
+                    result.commands,
+                )
+            parts.append((name, matcher, printed[name]))
         for name, matcher in expect.cgroup.items():
             if name not in view:
                 raise _ObservationError(
@@ -431,6 +445,16 @@ class Harness:
             rate = int(usage) / 1e9 / (ended - began)
             execution.host_view["cg.cpu.rate"] = f"{rate:.3f}"
         return execution, exit_code, "".join(kept)
+
+
+def _printed_values(stdout: str) -> dict[str, str]:
+    """Collect the ``isobench-value NAME VALUE`` lines a command printed."""
+    values = {}
+    for line in stdout.splitlines():
+        if line.startswith(VALUE_PREFIX):
+            name, _, value = line[len(VALUE_PREFIX) :].partition(" ")
+            values[name] = value.strip()
+    return values
 
 
 def _last_line(exc: IsobenchError) -> str:

@@ -247,7 +247,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         pytest_args += ["-k", args.keyword]
     pytest_args += args.pytest_arg
 
-    log.info("running %s on %s", ", ".join(p.stem for p in suite_paths), ", ".join(chosen))
+    names = [p.stem.removeprefix("test_") for p in suite_paths]
+    log.info("running %s on %s", ", ".join(names), ", ".join(chosen))
     os.environ["ISOBENCH_CLI"] = "1"  # the CLI renders the report itself
     code = pytest.main(pytest_args)
 

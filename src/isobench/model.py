@@ -69,8 +69,17 @@ class Request(BaseModel):
     cpu_shares: int | None = Field(
         default=None, ge=2, le=262144, description="Relative CPU weight as cgroup v1 shares."
     )
+    device_write_bps: ByteSize | None = Field(
+        default=None,
+        description="Write bandwidth limit, in bytes per second, on the block device that "
+        "holds the container's writable layer.",
+    )
+    device_read_bps: ByteSize | None = Field(
+        default=None,
+        description="Read bandwidth limit, in bytes per second, on that block device.",
+    )
 
-    @field_validator("memory", "memory_swap", mode="before")
+    @field_validator("memory", "memory_swap", "device_write_bps", "device_read_bps", mode="before")
     @classmethod
     def _docker_units(cls, value: object) -> object:
         """Accept docker's unit letters (32m, 1g) besides pydantic's (32MiB)."""

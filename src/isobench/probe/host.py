@@ -68,3 +68,25 @@ def host_facts() -> dict[str, str | list[str]]:
     facts["hostname"] = socket.gethostname()
     facts["net.if"] = interfaces()
     return facts
+
+
+def block_device(path: Path, sys_dev_block: Path = Path("/sys/dev/block")) -> tuple[str, int, int]:
+    """Return the whole disk that holds ``path``, as (/dev path, major, minor).
+
+    Raises OSError when ``path`` is not on a block device (tmpfs, overlay of
+    tmpfs), because bandwidth limits then have nothing to throttle.
+    """
+    st_dev = os.stat(path).st_dev
+    major, minor = os.major(st_dev), os.minor(st_dev)
+    entry = sys_dev_block / f"{major}:{minor}"
+    if not entry.exists():
+        raise OSError(f"{path} is not on a block device ({major}:{minor})")
+    if (entry / "partition").exists():
+        # Throttling applies to a whole disk: use the partition's parent.
+        entry = entry.resolve().parent
+        major, minor = (int(x) for x in (entry / "dev").read_text().split(":"))
+    name = ""
+    for line in (entry / "uevent").read_text().splitlines():
+        if line.startswith("DEVNAME="):
+            name = line.split("=", 1)[1]
+    return f"/dev/{name}", major, minor

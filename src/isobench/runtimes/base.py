@@ -64,7 +64,7 @@ class Context:
     def bundle_root(self) -> Path:
         """Directory of this run's OCI bundles; every parent is traversable by any uid,
         which a container root mapped to an unprivileged host uid needs."""
-        base = Path(os.environ.get("ISOBENCH_BUNDLE_DIR", "/run/isobench/bundles"))
+        base = Path(os.environ.get("ISOBENCH_BUNDLE_DIR", "/var/lib/isobench/bundles"))
         return base / self.run_id
 
     def container_name(self, runtime: str) -> str:
@@ -105,6 +105,13 @@ class Adapter(abc.ABC):
     def unsupported(self, request: Request) -> str | None:
         """Return why the runtime cannot express ``request``, or None when it can."""
         return None
+
+    def storage_device(self, ctx: Context) -> tuple[str, int, int]:
+        """Return the block device (path, major, minor) of the container's writable layer.
+
+        Raises HarnessError when it is not on a block device.
+        """
+        raise HarnessError(f"{self.name} does not say where its containers' files are")
 
     def prepare(self, ctx: Context) -> None:  # noqa: B027 - optional hook, empty by default
         """Make the probe image usable by this runtime (import it, for an engine)."""

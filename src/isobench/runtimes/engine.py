@@ -16,6 +16,7 @@ from pathlib import Path
 from isobench import commands
 from isobench.errors import CommandFailed, HarnessError, IsobenchError
 from isobench.model import Request
+from isobench.probe import host
 from isobench.runtimes.base import Adapter, Availability, Context, Launched, popen
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,8 @@ class EngineProfile:
     run_flags: tuple[str, ...] = ()
     #: Request fields this engine cannot set per container, with the reason.
     cannot: dict[str, str] = field(default_factory=dict)
+    #: Go template of ``info`` that prints where the engine stores container layers.
+    storage_template: str = ""
     #: Pass ulimits that fit the caller's hard limits (podman's defaults may exceed them).
     fit_ulimits: bool = False
     start_hint: str = ""
@@ -48,6 +51,7 @@ DOCKER = EngineProfile(
     # on PATH also works, by lowering its API version, so it is the fallback.
     binaries=("/usr/bin/docker", "docker"),
     binary_env="ISOBENCH_DOCKER",
+    storage_template="{{.DockerRootDir}}",
     cannot={
         "userns": "docker maps user namespaces for the whole daemon (userns-remap), "
         "not per container",
@@ -60,6 +64,7 @@ PODMAN = EngineProfile(
     engine="podman",
     binaries=("/usr/bin/podman", "podman"),
     binary_env="ISOBENCH_PODMAN",
+    storage_template="{{.Store.GraphRoot}}",
     # Podman 4.3 requests nofile=1048576, which a host without CAP_SYS_RESOURCE
     # in its bounding set cannot grant ("error setting rlimits").
     fit_ulimits=True,
@@ -109,6 +114,7 @@ class EngineAdapter(Adapter):
         )
         self._binary: str | None = None
         self._availability: Availability | None = None
+        self._device: str | None = None
 
     # -- discovery -------------------------------------------------------
 
@@ -243,6 +249,14 @@ class EngineAdapter(Adapter):
             options += ["--cpuset-cpus", request.cpuset_cpus]
         if request.cpu_shares is not None:
             options += ["--cpu-shares", str(request.cpu_shares)]
+        if request.device_write_bps is not None or request.device_read_bps is not None:
+            if self._device is None:
+                raise HarnessError("the block device of the engine's storage is not known yet")
+            device = self._device
+            if request.device_write_bps is not None:
+                options += ["--device-write-bps", f"{device}:{int(request.device_write_bps)}"]
+            if request.device_read_bps is not None:
+                options += ["--device-read-bps", f"{device}:{int(request.device_read_bps)}"]
         return options
 
     # -- lifecycle -------------------------------------------------------
@@ -287,6 +301,8 @@ class EngineAdapter(Adapter):
     ) -> Launched:
         if ctx.image is None:
             raise HarnessError("no probe image was built before launching a container")
+        if request.device_write_bps is not None or request.device_read_bps is not None:
+            self.storage_device(ctx)
         name = ctx.container_name(self.name)
         entry = ctx.journal.record(
             "container",
@@ -339,3 +355,17 @@ class EngineAdapter(Adapter):
             if key in state:
                 found[f"engine.{key}"] = json.dumps(state[key]).strip('"')
         return found
+
+    def storage_device(self, ctx: Context) -> tuple[str, int, int]:
+        if not self.profile.storage_template:
+            return super().storage_device(ctx)
+        info = commands.run(
+            [self.binary, "info", "--format", self.profile.storage_template], timeout=60
+        )
+        root = Path(info.stdout.strip())
+        try:
+            device = host.block_device(root)
+        except OSError as exc:
+            raise HarnessError(f"{self.name} stores containers in {root}: {exc}") from None
+        self._device = device[0]
+        return device

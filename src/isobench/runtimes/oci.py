@@ -15,7 +15,7 @@ from typing import Any
 from isobench import commands
 from isobench.errors import HarnessError, IsobenchError
 from isobench.model import Request
-from isobench.probe import cgroups
+from isobench.probe import cgroups, host
 from isobench.runtimes.base import Adapter, Availability, Context, Launched, popen
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ def _capability(name: str) -> str:
 CPU_PERIOD_US = 100000
 
 
-def _resources(request: Request) -> dict[str, Any]:
+def _resources(request: Request, device: tuple[str, int, int] | None = None) -> dict[str, Any]:
     """Translate the request's limits into ``linux.resources``."""
     resources: dict[str, Any] = {"devices": [{"allow": False, "access": "rwm"}]}
     memory: dict[str, int] = {}
@@ -178,6 +178,16 @@ def _resources(request: Request) -> dict[str, Any]:
         cpu["shares"] = request.cpu_shares
     if cpu:
         resources["cpu"] = cpu
+    if device is not None:
+        _, major, minor = device
+        block_io: dict[str, Any] = {}
+        if request.device_write_bps is not None:
+            limit = {"major": major, "minor": minor, "rate": int(request.device_write_bps)}
+            block_io["throttleWriteBpsDevice"] = [limit]
+        if request.device_read_bps is not None:
+            limit = {"major": major, "minor": minor, "rate": int(request.device_read_bps)}
+            block_io["throttleReadBpsDevice"] = [limit]
+        resources["blockIO"] = block_io
     return resources
 
 
@@ -195,6 +205,7 @@ def build_config(
     env: dict[str, str],
     rootfs: str = "rootfs",
     passwd: str = "",
+    device: tuple[str, int, int] | None = None,
 ) -> dict[str, Any]:
     """Write the OCI ``config.json`` for ``request``, mirroring ``runc spec``'s defaults."""
     caps = set(DEFAULT_CAPABILITIES)
@@ -239,7 +250,7 @@ def build_config(
         "namespaces": namespaces,
         "maskedPaths": list(MASKED_PATHS),
         "readonlyPaths": list(READONLY_PATHS),
-        "resources": _resources(request),
+        "resources": _resources(request, device),
     }
     if request.userns == "private":
         mapping = [{"containerID": 0, "hostID": USERNS_HOST_ID, "size": USERNS_SIZE}]
@@ -394,7 +405,10 @@ class OciAdapter(Adapter):
         shutil.copytree(ctx.image.rootfs, bundle / "rootfs", symlinks=True)
         passwd_file = ctx.image.rootfs / "etc" / "passwd"
         passwd = passwd_file.read_text() if passwd_file.exists() else ""
-        config = build_config(request, argv, env, passwd=passwd)
+        device = None
+        if request.device_write_bps is not None or request.device_read_bps is not None:
+            device = self.storage_device(ctx)
+        config = build_config(request, argv, env, passwd=passwd, device=device)
         # A cgroup path of our own, so that what the runtime leaves (runsc does,
         # when a sandbox fails to start) can be found and removed.
         cgroup_path = f"/{name}"
@@ -450,3 +464,10 @@ class OciAdapter(Adapter):
         command = [*self._global(ctx), "exec", "--detach", launched.name, *argv]
         launched.commands.append(shlex.join(command))
         commands.run(command, timeout=60, output_to_files=True)
+
+    def storage_device(self, ctx: Context) -> tuple[str, int, int]:
+        try:
+            return host.block_device(ctx.bundle_root)
+        except OSError as exc:
+            where = f"the bundles of {self.name} are in {ctx.bundle_root}"
+            raise HarnessError(f"{where}: {exc}") from None

@@ -184,6 +184,10 @@ class RunExpect(BaseModel):
         description="Facts of the container's cgroup (cg.*), read on the host after the "
         "command ended and before the container exits.",
     )
+    values: dict[str, Matcher] = Field(
+        default_factory=dict,
+        description="Values that the command printed as 'isobench-value NAME VALUE' lines.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -197,8 +201,8 @@ class RunExpect(BaseModel):
     @model_validator(mode="after")
     def _something(self) -> RunExpect:
         nothing = self.exit_code is None and self.stdout is None and self.stderr is None
-        if nothing and not self.host and not self.cgroup:
-            raise ValueError("set at least one of exit_code, stdout, stderr, host, cgroup")
+        if nothing and not self.host and not self.cgroup and not self.values:
+            raise ValueError("set at least one of exit_code, stdout, stderr, host, cgroup, values")
         return self
 
 
