@@ -187,7 +187,8 @@ def _resources(request: Request, device: tuple[str, int, int] | None = None) -> 
         if request.device_read_bps is not None:
             limit = {"major": major, "minor": minor, "rate": int(request.device_read_bps)}
             block_io["throttleReadBpsDevice"] = [limit]
-        resources["blockIO"] = block_io
+        if block_io:
+            resources["blockIO"] = block_io
     return resources
 
 
