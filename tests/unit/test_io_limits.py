@@ -70,3 +70,21 @@ def test_block_device_real_root() -> None:
 def test_block_device_missing_raises(tmp_path: Path) -> None:
     with pytest.raises(OSError, match="not on a block device"):
         block_device(tmp_path, sys_dev_block=tmp_path / "nothing")
+
+
+def test_used_cpus_pinned() -> None:
+    from isobench.probe.cgroups import _used_cpus
+
+    assert _used_cpus("1000 2000000000") == "1"
+
+
+def test_used_cpus_spread() -> None:
+    from isobench.probe.cgroups import _used_cpus
+
+    assert _used_cpus("900000000 1100000000") == "0 1"
+
+
+def test_used_cpus_idle() -> None:
+    from isobench.probe.cgroups import _used_cpus
+
+    assert _used_cpus("0 0") == ""

@@ -31,6 +31,8 @@ CGROUP_FACTS: dict[str, str] = {
     "cg.cpu.quota": "CPU quota in CPUs (quota divided by period), or 'max'",
     "cg.cpu.usage_ns": "CPU time used by the cgroup, in nanoseconds",
     "cg.cpu.weight": "relative CPU weight (v1 cpu.shares, v2 cpu.weight)",
+    "cg.cpu.used_cpus": "CPUs that ran at least 5% of the cgroup's CPU time, such as '1' or "
+    "'0 1' (cgroup v1 only: v2 has no per-CPU usage)",
     "cg.cpuset.cpus": "CPUs the cgroup may run on",
     "cg.paths": "the cgroup directories read, as 'controller directory'",
 }
@@ -173,6 +175,21 @@ def _keyed(text: str | None, key: str) -> str | None:
     return None
 
 
+#: The part of a cgroup's CPU time a CPU must have run to count as used.
+USED_CPU_SHARE = 0.05
+
+
+def _used_cpus(percpu: str | None) -> str | None:
+    """Name the CPUs that ran a notable part of the time in cpuacct.usage_percpu."""
+    if percpu is None:
+        return None
+    usage = [int(value) for value in percpu.split()]
+    total = sum(usage)
+    if total == 0:
+        return ""
+    return " ".join(str(cpu) for cpu, ns in enumerate(usage) if ns >= USED_CPU_SHARE * total)
+
+
 def _v1_limit(text: str | None) -> str | None:
     if text is None:
         return None
@@ -228,7 +245,9 @@ def read(dirs: CgroupDirs) -> dict[str, str | list[str]]:
         if quota is not None and period is not None:
             put("cg.cpu.quota", "max" if int(quota) < 0 else f"{int(quota) / int(period):g}")
         put("cg.cpu.weight", _read(cpu / "cpu.shares"))
-        put("cg.cpu.usage_ns", _read((dirs.v1.get("cpuacct") or cpu) / "cpuacct.usage"))
+        accounting = dirs.v1.get("cpuacct") or cpu
+        put("cg.cpu.usage_ns", _read(accounting / "cpuacct.usage"))
+        put("cg.cpu.used_cpus", _used_cpus(_read(accounting / "cpuacct.usage_percpu")))
     elif cpu is not None:
         limit = _read(cpu / "cpu.max")
         quota, _, period = (limit or "max").partition(" ")
