@@ -288,6 +288,12 @@ start_dockerd() {
     deadline=$((SECONDS + dockerd_start_timeout))
     until docker_responds; do
         if ! kill -0 "$pid" 2>/dev/null; then
+            if [[ $action == "waited for the running dockerd" ]]; then
+                # That dockerd was shutting down, not starting: start a new one.
+                log "dockerd: PID $pid exited while shutting down; starting a new one"
+                start_dockerd
+                return
+            fi
             show_dockerd_log
             die "dockerd (PID $pid) exited before responding; see $dockerd_log"
         fi
