@@ -272,12 +272,15 @@ def _stop(process: subprocess.Popen[str]) -> None:
         process.wait(5)
 
 
-def popen(argv: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def popen(
+    argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.Popen[str]:
     """Start a client process with three pipes; a missing binary is a HarnessError."""
     log.debug("start: %s", shlex.join(argv))
     try:
         return subprocess.Popen(
             list(argv),
+            cwd=cwd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -52,8 +52,14 @@ class HostAdapter(Adapter):
         if resolved and "/" not in resolved[0] and (rootfs / "bin" / resolved[0]).exists():
             resolved[0] = str(rootfs / "bin" / resolved[0])
 
-        process = popen(resolved, env=environment)
-        return Launched(name=f"pid-{process.pid}", process=process, argv=resolved)
+        # Files a command writes in its working directory (as into a container's
+        # root) land in a directory of the run's, removed with the "container".
+        name = ctx.container_name(self.name)
+        workdir = ctx.bundle_root / name
+        entry = ctx.journal.record("directory", str(workdir), ["rm", "-rf", str(workdir)])
+        workdir.mkdir(parents=True)
+        process = popen(resolved, env=environment, cwd=workdir)
+        return Launched(name=name, process=process, argv=resolved, entries=[entry])
 
     def host_pid(self, ctx: Context, launched: Launched) -> int | None:
         return launched.process.pid
@@ -76,10 +82,11 @@ class HostAdapter(Adapter):
 
     def reap(self, ctx: Context, launched: Launched) -> None:
         """End every process the command left, as a container's end would."""
-        self.finish(ctx, launched)
-
-    def finish(self, ctx: Context, launched: Launched) -> None:
-        """End every process the command left, as a container's end would."""
         for group in [launched.process.pid, *launched.groups]:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, signal.SIGKILL)
+        launched.groups.clear()
+
+    def finish(self, ctx: Context, launched: Launched) -> None:
+        self.reap(ctx, launched)
+        super().finish(ctx, launched)
