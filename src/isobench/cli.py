@@ -233,7 +233,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_out_dir(out)
 
     pytest_args = [str(p) for p in suite_paths]
-    # The report holds every failure with its evidence, so pytest prints only
+    # The report contains every failure with its evidence, so pytest prints only
     # progress here; --pytest-arg=--tb=short brings its failure listing back.
     pytest_args += ["-p", "no:cacheprovider", "--isobench-out", str(out), "-q", "--tb=no"]
     pytest_args += ["--isobench-run-id", run_id]

@@ -243,7 +243,7 @@ def _failure_text(longrepr: str) -> str:
 
 @pytest.fixture
 def isobench_harness(request: pytest.FixtureRequest) -> Harness:
-    """The run's harness, for Python suites that start containers themselves."""
+    """Return the run's harness, for Python suites that start containers themselves."""
     return request.config.stash[session_key].ensure_started()
 
 
@@ -255,7 +255,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def check_out_dir(path: Path) -> None:
-    """Raise UsageError for a run directory that is a file or holds a run already."""
+    """Raise UsageError for a run directory that is a file or contains a run already."""
     if path.exists() and not path.is_dir():
         raise UsageError(f"{path} is not a directory; pass a directory to --out")
     results = path / RESULTS_FILE
