@@ -145,8 +145,8 @@ def test_unknown_suite_usage_error() -> None:
     assert "nosuch" in result.stderr
 
 
-def test_c8_malformed_suite_rejected(tmp_path: Path) -> None:
-    """container-structure-test#146: a check with an invalid field must not vanish."""
+def test_misspelt_field_rejected(tmp_path: Path) -> None:
+    """A check with an invalid field stops the run instead of vanishing from it."""
     suites = tmp_path / "suites"
     suites.mkdir()
     (suites / "broken.yaml").write_text(BAD_SUITE)
@@ -161,7 +161,7 @@ def test_c8_malformed_suite_rejected(tmp_path: Path) -> None:
     assert not (tmp_path / "run").exists()
 
 
-def test_c8_plugin_collection_error(tmp_path: Path) -> None:
+def test_plugin_misspelt_field_error(tmp_path: Path) -> None:
     suites = tmp_path / "suites"
     suites.mkdir()
     (suites / "broken.yaml").write_text(BAD_SUITE)
@@ -190,8 +190,8 @@ def test_c8_plugin_collection_error(tmp_path: Path) -> None:
     assert "passed" not in result.stdout.splitlines()[-1]
 
 
-def test_c9_empty_expectation_rejected(tmp_path: Path) -> None:
-    """goss#1095: an empty stderr expectation would pass vacuously."""
+def test_empty_expectation_rejected(tmp_path: Path) -> None:
+    """An empty stderr expectation would pass without looking, so it is rejected."""
     suites = tmp_path / "suites"
     suites.mkdir()
     (suites / "vacuous.yaml").write_text(VACUOUS_SUITE)

@@ -1,4 +1,4 @@
-"""Cases from bug reports about cgroup limits, each with the verdict a correct harness gives."""
+"""Limits where runtimes differ: OOM flags, exec and the pids limit, gVisor sandboxes."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ def cgroups_check(check_id: str) -> LoadedCheck:
 
 
 @pytest.mark.parametrize(("runtime", "flag"), [("docker", "true"), ("podman", "false")])
-def test_c1_oom_flag_beside_kernel(harness: Harness, runtime: str, flag: str) -> None:
-    """moby/moby#38352: the kernel's OOM count decides; the engine's flag is reported."""
+def test_oom_flag_beside_kernel(harness: Harness, runtime: str, flag: str) -> None:
+    """The kernel's OOM count decides the verdict, and the engine's flag is reported."""
     require_runtime(runtime)
 
     verdict = harness.evaluate(cgroups_check("memory-over-limit-killed"), runtime)
@@ -30,8 +30,8 @@ def test_c1_oom_flag_beside_kernel(harness: Harness, runtime: str, flag: str) ->
     assert ("DISAGREE" in note) == (flag == "false")
 
 
-def test_c2_fork_refused_exec_counted(harness: Harness) -> None:
-    """opencontainers/runc#4413: forks are refused, while exec can pass the count."""
+def test_fork_refused_exec_counted(harness: Harness) -> None:
+    """Forks past the pids limit are refused, while exec can pass the count."""
     require_runtime("docker")
 
     fork = harness.evaluate(cgroups_check("pids-fork-loop-bounded"), "docker")
@@ -42,8 +42,8 @@ def test_c2_fork_refused_exec_counted(harness: Harness) -> None:
     assert any("the count is above the limit" in note for note in exec_.notes)
 
 
-def test_c6_runsc_small_pids_error(harness: Harness) -> None:
-    """google/gvisor#2489: a sandbox that cannot start under the limit is an error."""
+def test_runsc_small_pids_error(harness: Harness) -> None:
+    """A gVisor sandbox that cannot start under a pids limit is an error."""
     require_runtime("runsc")
 
     verdict = harness.evaluate(cgroups_check("pids-fork-loop-bounded"), "runsc")
@@ -52,7 +52,7 @@ def test_c6_runsc_small_pids_error(harness: Harness) -> None:
     assert "sandbox" in verdict.message
 
 
-def test_c6_runsc_guest_and_host_counts(harness: Harness) -> None:
+def test_runsc_guest_host_counts(harness: Harness) -> None:
     require_runtime("runsc")
     adapter = get("runsc")
     argv = ["sh", "-c", "i=0; while [ $i -lt 10 ]; do sleep 20 & i=$((i+1)); done"]

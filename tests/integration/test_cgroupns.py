@@ -1,4 +1,4 @@
-"""Reproductions from real bug reports, each with the verdict a correct harness gives."""
+"""The cgroup namespace a container gets, by default and on request, and its verdicts."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("runtime", ["docker", "podman"])
-def test_c3_default_cgroupns_shared(harness: Harness, runtime: str) -> None:
-    """moby/moby#34584: on cgroup v1 the default container shares the host's cgroup namespace."""
+def test_default_cgroupns_shared_v1(harness: Harness, runtime: str) -> None:
+    """On cgroup v1 a default container shares the host's cgroup namespace."""
     require_runtime(runtime)
     if cgroup_version() != "1":
         pytest.skip("the engines default to a private cgroup namespace on cgroup v2")
@@ -30,7 +30,7 @@ def test_c3_default_cgroupns_shared(harness: Harness, runtime: str) -> None:
 
 
 @pytest.mark.parametrize("runtime", ["docker", "podman", "runc"])
-def test_c3_private_cgroupns_root(harness: Harness, runtime: str) -> None:
+def test_private_cgroupns_root_path(harness: Harness, runtime: str) -> None:
     require_runtime(runtime)
     harness.start()
 
@@ -40,7 +40,7 @@ def test_c3_private_cgroupns_root(harness: Harness, runtime: str) -> None:
     assert facts.get("cgroup.own_path") == "/"
 
 
-def test_c3_verdicts_in_suite(harness: Harness, namespaces_suite: LoadedSuite) -> None:
+def test_cgroupns_verdicts_in_suite(harness: Harness, namespaces_suite: LoadedSuite) -> None:
     """The default-request check reports the shared namespace as a declared deviation."""
     require_runtime("docker")
     default = next(c for c in namespaces_suite.checks if c.id == "cgroup-ns-default")
