@@ -24,7 +24,7 @@ from isobench.fixtures import HostMarkers
 from isobench.journal import Journal
 from isobench.model import Facts, Request
 from isobench.probe import END_MARKER, IMAGE_PATH, host, parse
-from isobench.probe.derive import derive, relative_facts
+from isobench.probe.derive import MASKED_PATHS, READONLY_PATHS, derive, relative_facts
 from isobench.results import Record, cgroup_version
 from isobench.runtimes.base import Adapter, Context, Execution, Launched, execute
 from isobench.spec.loader import PLACEHOLDER, LoadedCheck
@@ -150,8 +150,12 @@ class Harness:
         return facts
 
     def _run_probe(self, adapter: Adapter, request: Request) -> Facts:
-        paths = [str(self.host_facts.get("marker.file", ""))]
-        env = {"ISOBENCH_PROBE_HOLD": "1", "ISOBENCH_PROBE_PATHS": ":".join(paths)}
+        paths = [str(self.host_facts.get("marker.file", "")), *READONLY_PATHS]
+        env = {
+            "ISOBENCH_PROBE_HOLD": "1",
+            "ISOBENCH_PROBE_PATHS": ":".join(paths),
+            "ISOBENCH_PROBE_MASKED": ":".join(MASKED_PATHS),
+        }
         execution = execute(
             adapter,
             self.ctx,

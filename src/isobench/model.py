@@ -50,6 +50,12 @@ class Request(BaseModel):
     )
     cap_add: tuple[str, ...] = Field(default=(), description="Capabilities to add.")
     cap_drop: tuple[str, ...] = Field(default=(), description="Capabilities to drop.")
+    seccomp: Literal["default", "unconfined"] = Field(
+        default="default", description="The runtime's default seccomp profile, or none."
+    )
+    no_new_privs: bool | None = Field(
+        default=None, description="Set no_new_privs on the process; unset keeps the default."
+    )
 
     memory: ByteSize | None = Field(
         default=None, description="Memory limit, in bytes or with a unit (64MiB, 32m)."

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 ACCEPTED = ("pass", "xfail", "skip")
 
 
-@pytest.mark.parametrize("suite", ["namespaces", "cgroups"])
+@pytest.mark.parametrize("suite", ["namespaces", "cgroups", "security"])
 @pytest.mark.parametrize("runtime", ["docker", "podman", "runc"])
 def test_row_keeps_guarantees(harness: Harness, runtime: str, suite: str) -> None:
     require_runtime(runtime)

@@ -28,6 +28,8 @@ PROBE_FACTS: dict[str, str] = {
     "sysvipc.readable": "whether /proc/sysvipc/shm is readable (yes/no)",
     "sysvipc.shm.key": "keys of the visible SysV shared memory segments, in decimal",
     "path.exists": "which of the paths the harness asked about exist inside",
+    "masked.present": "paths of the masked list that exist inside",
+    "masked.visible": "paths of the masked list that still show content inside",
     **{
         f"status.{name}": f"the {name} line of /proc/self/status"
         for name in (
@@ -51,6 +53,18 @@ PROBE_FACTS: dict[str, str] = {
 }
 
 DERIVED_FACTS: dict[str, str] = {
+    **{
+        f"caps.{short}": f"capability names of the {long} set"
+        for short, long in (
+            ("eff", "effective"),
+            ("prm", "permitted"),
+            ("bnd", "bounding"),
+            ("inh", "inheritable"),
+            ("amb", "ambient"),
+        )
+    },
+    "readonly.writable": "paths of the read-only list that lie on a mount without 'ro'",
+    "readonly.present": "paths of the read-only list that exist inside",
     "proc.cmdlines": "command lines of every visible process",
     "net.if.names": "names of the network interfaces",
     "net.if.external": "network interfaces other than the loopback, as 'name MAC'",
@@ -80,6 +94,92 @@ HOST_FACTS: dict[str, str] = {
 }
 
 
+# Capability numbers of Linux 6.x (capability(7)), for decoding the Cap* masks.
+CAPABILITY_NAMES = (
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+)
+
+#: Paths that the OCI runtime spec's example and the engines make read-only.
+READONLY_PATHS = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus")
+#: Paths that the OCI runtime spec's example and the engines mask.
+MASKED_PATHS = (
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/timer_list",
+    "/proc/sched_debug",
+    "/proc/latency_stats",
+    "/proc/acpi",
+    "/proc/scsi",
+    "/sys/firmware",
+)
+
+
+def decode_caps(mask: str) -> list[str]:
+    """Return the capability names set in a hexadecimal Cap* mask."""
+    bits = int(mask, 16)
+    names = [name for number, name in enumerate(CAPABILITY_NAMES) if bits >> number & 1]
+    unknown = bits >> len(CAPABILITY_NAMES)
+    if unknown:
+        names.append(f"unknown bits {unknown << len(CAPABILITY_NAMES):#x}")
+    return names
+
+
+def _covering_mount(path: str, mountinfo: list[str]) -> list[str] | None:
+    """Return the mountinfo fields of the last-mounted mount that covers ``path``."""
+    best: list[str] | None = None
+    best_length = -1
+    for line in mountinfo:
+        fields = line.split()
+        if len(fields) < 6:
+            continue
+        point = fields[4]
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        # Later lines are mounted on top, so an equal length replaces the earlier one.
+        if inside and len(point) >= best_length:
+            best, best_length = fields, len(point)
+    return best
+
+
 def _as_list(value: str | list[str] | None) -> list[str]:
     if value is None:
         return []
@@ -101,6 +201,28 @@ def derive(values: FactValues) -> FactValues:
     if _as_list(values.get("uid_map")):
         lines = [" ".join(line.split()) for line in _as_list(values["uid_map"])]
         derived["uid_map.identity"] = "yes" if lines == ["0 0 4294967295"] else "no"
+
+    for short, status in (
+        ("eff", "CapEff"),
+        ("prm", "CapPrm"),
+        ("bnd", "CapBnd"),
+        ("inh", "CapInh"),
+        ("amb", "CapAmb"),
+    ):
+        mask = values.get(f"status.{status}")
+        if isinstance(mask, str) and mask:
+            derived[f"caps.{short}"] = decode_caps(mask)
+
+    mountinfo = _as_list(values.get("mountinfo"))
+    if mountinfo:
+        present = [p for p in READONLY_PATHS if p in _as_list(values.get("path.exists"))]
+        derived["readonly.present"] = present
+        writable = []
+        for path in present:
+            fields = _covering_mount(path, mountinfo)
+            if fields is not None and "ro" not in fields[5].split(","):
+                writable.append(path)
+        derived["readonly.writable"] = writable
 
     memory_path = values.get("cgroup.memory.path")
     unified_path = values.get("cgroup.unified.path")

@@ -17,6 +17,8 @@ LIST_FACTS = (
     "gid_map",
     "sysvipc.shm.key",
     "path.exists",
+    "masked.present",
+    "masked.visible",
 )
 
 

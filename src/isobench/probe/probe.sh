@@ -94,6 +94,20 @@ for path in ${ISOBENCH_PROBE_PATHS:-}; do
 done
 IFS=$old_ifs
 
+# Paths that runtimes mask: which exist, and which still show content (a file
+# with data, a directory with entries). Reading one byte is enough.
+IFS=:
+for path in ${ISOBENCH_PROBE_MASKED:-}; do
+    [ -e "$path" ] || continue
+    item masked.present "$path"
+    if [ -d "$path" ]; then
+        [ -n "$(ls -A "$path" 2>/dev/null)" ] && item masked.visible "$path"
+    else
+        [ -n "$(head -c 1 "$path" 2>/dev/null | od -An -c)" ] && item masked.visible "$path"
+    fi
+done
+IFS=$old_ifs
+
 echo isobench-probe-end
 if [ "${ISOBENCH_PROBE_HOLD:-0}" = 1 ]; then
     read -r _ || true

@@ -237,6 +237,10 @@ class EngineAdapter(Adapter):
             options += ["--cap-drop", cap]
         for cap in request.cap_add:
             options += ["--cap-add", cap]
+        if request.seccomp == "unconfined":
+            options += ["--security-opt", "seccomp=unconfined"]
+        if request.no_new_privs:
+            options += ["--security-opt", "no-new-privileges"]
         if request.memory is not None:
             options += ["--memory", str(int(request.memory))]
         if request.memory_swap is not None:

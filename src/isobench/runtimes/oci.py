@@ -326,7 +326,8 @@ def build_config(
                 "permitted": cap_list,
             },
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
-            "noNewPrivileges": True,
+            # runc spec's default is true; a request may turn it off.
+            "noNewPrivileges": request.no_new_privs is not False,
         },
         "root": {"path": rootfs, "readonly": False},
         "hostname": request.hostname or "isobench",
