@@ -487,13 +487,13 @@ def _cgroup_notes(
     current, limit = view.get("cg.pids.current"), view.get("cg.pids.max")
     if isinstance(current, str) and isinstance(limit, str):
         text = f"tasks in the container's cgroup on the host: {current} (pids.max {limit})"
-        inside = view.get("inside.processes")
-        if isinstance(inside, str):
-            text += f"; processes visible inside: {inside}"
         if check.exec is not None:
             text += f", after {check.exec.count} processes were added through exec"
         if limit != "max" and int(current) > int(limit):
             text += "; the count is above the limit"
+        inside = view.get("inside.processes")
+        if isinstance(inside, str):
+            text += f"; processes visible inside when the command ended: {inside}"
         notes.append(text)
     if "cg.cpu.rate" in view:
         notes.append(f"CPU used while the command ran: {view['cg.cpu.rate']} CPUs")

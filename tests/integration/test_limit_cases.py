@@ -35,11 +35,11 @@ def test_fork_refused_exec_counted(harness: Harness) -> None:
     require_runtime("docker")
 
     fork = harness.evaluate(cgroups_check("pids-fork-loop-bounded"), "docker")
-    exec_ = harness.evaluate(cgroups_check("pids-exec-within-limit"), "docker")
+    exec_ = harness.evaluate(cgroups_check("pids-exec-limit-kept"), "docker")
 
     assert fork.outcome == "pass"
-    assert exec_.outcome == "xfail"
-    assert any("the count is above the limit" in note for note in exec_.notes)
+    assert exec_.outcome == "pass"
+    assert any("after 8 processes were added through exec" in note for note in exec_.notes)
 
 
 def test_runsc_small_pids_error(harness: Harness) -> None:
