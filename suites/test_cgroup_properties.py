@@ -24,7 +24,7 @@ from isobench.runtimes import get
 NEGATIVE_CONTROLS = ("host",)
 
 MIB = 1024 * 1024
-# busybox awk holds the old and the doubled string at once, plus its own heap.
+# busybox awk keeps the old and the doubled string at once, plus its own heap.
 AWK_PEAK_FACTOR = 3
 AWK_BASE_BYTES = 8 * MIB
 

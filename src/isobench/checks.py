@@ -22,9 +22,9 @@ from isobench import images, runtimes
 from isobench.errors import HarnessError, IsobenchError
 from isobench.fixtures import HostMarkers
 from isobench.journal import Journal
-from isobench.model import Facts, Request
+from isobench.model import MASKED_PATHS, READONLY_PATHS, Facts, Request
 from isobench.probe import END_MARKER, IMAGE_PATH, host, parse
-from isobench.probe.derive import MASKED_PATHS, READONLY_PATHS, derive, relative_facts
+from isobench.probe.derive import derive, relative_facts
 from isobench.results import Record, cgroup_version
 from isobench.runtimes.base import Adapter, Context, Execution, Launched, execute
 from isobench.spec.loader import PLACEHOLDER, LoadedCheck
@@ -47,10 +47,10 @@ VALUE_PREFIX = "isobench-value "
 # How far ahead {host.start_at} lies: long enough for two containers to start.
 START_DELAY_S = 3
 
-# A run check that reads the cgroup runs under this wrapper: it prints a start
-# line, runs the command, prints the exit status and the number of processes
-# visible in /proc, then waits for stdin to close, so the cgroup still exists while the
-# harness reads it.
+# A run check that reads the cgroup runs under this wrapper. It prints a start
+# line, runs the command, then prints the exit status and the number of
+# processes in /proc. It then waits for stdin to close, so that the cgroup
+# still exists while the harness reads it.
 HOLD_START = "isobench-run-start"
 HOLD_END = "isobench-run-end"
 HOLD_WRAPPER = (
@@ -477,9 +477,9 @@ def _cgroup_notes(
     kills = view.get("cg.memory.oom_kills")
     flag = exit_state.get("engine.OOMKilled")
     if isinstance(kills, str) and flag is not None:
-        kernel_says = int(kills) > 0
-        engine_says = flag == "true"
-        agreement = "agree" if kernel_says == engine_says else "DISAGREE"
+        kernel_killed = int(kills) > 0
+        engine_flagged = flag == "true"
+        agreement = "agree" if kernel_killed == engine_flagged else "DISAGREE"
         notes.append(
             f"OOM kills counted by the kernel in the container's cgroup: {kills}; "
             f"the engine's OOMKilled flag: {flag} ({agreement})"

@@ -1,8 +1,8 @@
 """Markers that the harness places on the host, so that checks can look for them inside.
 
 A process with a unique command line, a file, a tmpfs mount, a SysV shared
-memory segment and a TCP listener on 127.0.0.1: a container that sees any
-of them shares that part of the host. Each is recorded in the journal
+memory segment and a TCP listener on 127.0.0.1: a container in which any of
+them is visible shares that part of the host. Each is recorded in the journal
 before it is made, so it is removed also after an interrupt.
 """
 

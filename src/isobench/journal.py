@@ -162,7 +162,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _mark_killed(run_dir: str) -> None:
-    """Set the status of a dead run's run.json to 'killed' if it still says it runs."""
+    """Set the status of a dead run's run.json to 'killed' if it is still 'running'."""
     if not run_dir:
         return
     path = Path(run_dir) / "run.json"

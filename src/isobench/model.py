@@ -2,7 +2,7 @@
 
 Every adapter translates a :class:`Request` into its own command line or
 ``config.json``; every check reads a :class:`RunResult` or :class:`Facts`.
-Nothing here knows about a particular runtime.
+Nothing here depends on a particular runtime.
 """
 
 from __future__ import annotations
@@ -16,9 +16,77 @@ from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator
 Sharing = Literal["private", "host"]
 NetworkMode = Literal["none", "default", "host"]
 
+#: Every capability of Linux 6.x, in bit order (capability(7)).
+CAPABILITIES = (
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+)
+
+#: Paths that the engines and the OCI runtime spec's example config mask.
+MASKED_PATHS = (
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/sys/firmware",
+    "/proc/scsi",
+)
+
+#: Paths that the engines and the OCI runtime spec's example config make read-only.
+READONLY_PATHS = (
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+    "/proc/irq",
+    "/proc/bus",
+    "/proc/fs",
+)
+
 
 class Request(BaseModel):
-    """What a check asks of the runtime for one container.
+    """The container that a check requests of a runtime.
 
     ``None`` means "the runtime's default". Two checks with equal requests
     share one probe container, so the model is frozen and hashable.
@@ -104,7 +172,7 @@ class Request(BaseModel):
 
 @dataclass
 class RunResult:
-    """What one container run produced, and how it was obtained."""
+    """The output of one container run, and the commands that produced it."""
 
     exit_code: int | None
     stdout: str
@@ -119,7 +187,7 @@ class RunResult:
 class Facts:
     """Facts gathered about one container, keyed by dotted names such as ``ns.pid``.
 
-    A fact holds a string or a list of strings. ``sources`` tells for each
+    A fact is a string or a list of strings. ``sources`` tells for each
     fact whether it was read inside the container or on the host side.
     """
 

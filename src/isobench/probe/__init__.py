@@ -6,7 +6,7 @@ from importlib import resources
 
 END_MARKER = "isobench-probe-end"
 SCRIPT_NAME = "probe.sh"
-# Where the probe script lives inside the probe image.
+# Path of the probe script inside the probe image.
 IMAGE_PATH = "/isobench/probe.sh"
 
 

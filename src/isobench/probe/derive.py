@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from isobench.model import CAPABILITIES, READONLY_PATHS
 from isobench.probe.host import NAMESPACES
 
 FactValues = dict[str, str | list[str]]
@@ -94,73 +95,13 @@ HOST_FACTS: dict[str, str] = {
 }
 
 
-# Capability numbers of Linux 6.x (capability(7)), for decoding the Cap* masks.
-CAPABILITY_NAMES = (
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-)
-
-#: Paths that the OCI runtime spec's example and the engines make read-only.
-READONLY_PATHS = ("/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus")
-#: Paths that the OCI runtime spec's example and the engines mask.
-MASKED_PATHS = (
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/timer_list",
-    "/proc/sched_debug",
-    "/proc/latency_stats",
-    "/proc/acpi",
-    "/proc/scsi",
-    "/sys/firmware",
-)
-
-
 def decode_caps(mask: str) -> list[str]:
     """Return the capability names set in a hexadecimal Cap* mask."""
     bits = int(mask, 16)
-    names = [name for number, name in enumerate(CAPABILITY_NAMES) if bits >> number & 1]
-    unknown = bits >> len(CAPABILITY_NAMES)
+    names = [name for number, name in enumerate(CAPABILITIES) if bits >> number & 1]
+    unknown = bits >> len(CAPABILITIES)
     if unknown:
-        names.append(f"unknown bits {unknown << len(CAPABILITY_NAMES):#x}")
+        names.append(f"unknown bits {unknown << len(CAPABILITIES):#x}")
     return names
 
 

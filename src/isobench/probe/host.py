@@ -71,7 +71,7 @@ def host_facts() -> dict[str, str | list[str]]:
 
 
 def block_device(path: Path, sys_dev_block: Path = Path("/sys/dev/block")) -> tuple[str, int, int]:
-    """Return the whole disk that holds ``path``, as (/dev path, major, minor).
+    """Return the whole disk that contains ``path``, as (/dev path, major, minor).
 
     Raises OSError when ``path`` is not on a block device (tmpfs, overlay of
     tmpfs), because bandwidth limits then have nothing to throttle.

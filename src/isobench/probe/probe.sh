@@ -7,7 +7,7 @@
 # harness can read the container's namespaces from the host side while it
 # still runs.
 #
-# Only POSIX sh and busybox applets: the image holds nothing else.
+# Only POSIX sh and busybox applets: the image contains nothing else.
 
 fact() { printf '%s\t%s\n' "$1" "$(printf '%s' "$2" | tr '\t\n' '  ')"; }
 item() { fact "$1[]" "$2"; }
@@ -86,7 +86,7 @@ while read -r name value _rest; do
     esac
 done < /proc/self/status
 
-# Paths the harness asks about, separated by ":", such as host marker files.
+# Paths the harness requests, separated by ":", such as host marker files.
 old_ifs=$IFS
 IFS=:
 for path in ${ISOBENCH_PROBE_PATHS:-}; do

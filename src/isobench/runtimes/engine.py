@@ -47,8 +47,8 @@ class EngineProfile:
 
 DOCKER = EngineProfile(
     engine="docker",
-    # The Debian client matches the Debian engine's API version; a newer client
-    # on PATH also works, by lowering its API version, so it is the fallback.
+    # The Debian client matches the Debian engine's API version. A newer client
+    # on PATH also works, because it lowers its API version, so it is the fallback.
     binaries=("/usr/bin/docker", "docker"),
     binary_env="ISOBENCH_DOCKER",
     storage_template="{{.DockerRootDir}}",

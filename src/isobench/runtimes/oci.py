@@ -14,7 +14,7 @@ from typing import Any
 
 from isobench import commands
 from isobench.errors import HarnessError, IsobenchError
-from isobench.model import Request
+from isobench.model import CAPABILITIES, MASKED_PATHS, READONLY_PATHS, Request
 from isobench.probe import cgroups, host
 from isobench.runtimes.base import Adapter, Availability, Context, Launched, popen
 
@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 
 _ABSENT = ("does not exist", "not exist", "not found")
 
-# The capabilities that docker and podman grant by default; the same set is
-# written to config.json so that the OCI rows start from the same posture.
+# The capabilities that docker and podman grant by default. config.json gets
+# the same set, so that the OCI rows start from the same posture.
 DEFAULT_CAPABILITIES = (
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
@@ -39,72 +39,6 @@ DEFAULT_CAPABILITIES = (
     "CAP_SYS_CHROOT",
     "CAP_KILL",
     "CAP_AUDIT_WRITE",
-)
-
-# Paths that the OCI runtime spec's example configuration masks or makes read-only.
-MASKED_PATHS = (
-    "/proc/acpi",
-    "/proc/asound",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/sys/firmware",
-    "/proc/scsi",
-)
-READONLY_PATHS = (
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-)
-
-# Every capability of Linux 6.x, for cap_add: [ALL] (capability(7)).
-ALL_CAPABILITIES = (
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
 )
 
 USERNS_HOST_ID = 100000
@@ -216,7 +150,7 @@ def build_config(
     caps -= drops
     adds = {_capability(c) for c in request.cap_add}
     if "CAP_ALL" in adds:
-        adds = set(ALL_CAPABILITIES)
+        adds = set(CAPABILITIES)
     caps |= adds
     cap_list = sorted(caps)
 
