@@ -7,9 +7,12 @@ distinct (runtime, request) pair and judges every check against the facts.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import re
 import shlex
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -24,9 +27,9 @@ from isobench.fixtures import HostMarkers
 from isobench.journal import Journal
 from isobench.model import MASKED_PATHS, READONLY_PATHS, Facts, Request
 from isobench.probe import END_MARKER, IMAGE_PATH, host, parse
-from isobench.probe.derive import derive, relative_facts
+from isobench.probe.derive import HOST_FACTS, derive, relative_facts
 from isobench.results import Record, cgroup_version
-from isobench.runtimes.base import Adapter, Context, Execution, Launched, execute
+from isobench.runtimes.base import Adapter, Context, Execution, Launched, ProbeImage, execute
 from isobench.spec.loader import PLACEHOLDER, LoadedCheck
 from isobench.spec.matchers import Judgement, Value, judge
 from isobench.spec.schema import (
@@ -60,6 +63,14 @@ HOLD_WRAPPER = (
     "read -r _; exit $rc",
     "sh",
 )
+# A run check that stops the container starts its command under this wrapper,
+# which prints the start line and then becomes the command, so the command is
+# the container's first process (or the init's child).
+STOP_WRAPPER = ("/bin/sh", "-c", f'echo {HOLD_START}; exec "$@"', "sh")
+#: Further paths whose presence inside checks can require (``requires_path``).
+PROBE_PATHS = ("/proc/self/limits",)
+#: The run directory file with the security posture of every probed container.
+POSTURE_FILE = "posture.jsonl"
 
 
 @dataclass
@@ -82,6 +93,7 @@ class Harness:
         self, run_id: str, run_dir: Path | None = None, journal: Journal | None = None
     ) -> None:
         self.run_id = run_id
+        self.run_dir = run_dir
         self.journal = journal or Journal(run_id, run_dir)
         self.ctx = Context(run_id, self.journal)
         self.markers = HostMarkers(run_id, self.journal)
@@ -99,6 +111,7 @@ class Harness:
             return
         self._started = True
         self.ctx.image = images.build_probe_image()
+        self.ctx.images["static"] = images.build_static_image()
         root = self.ctx.bundle_root
         self.journal.record("directory", str(root), ["rmdir", str(root)], absent=("No such file",))
         root.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -150,7 +163,7 @@ class Harness:
         return facts
 
     def _run_probe(self, adapter: Adapter, request: Request) -> Facts:
-        paths = [str(self.host_facts.get("marker.file", "")), *READONLY_PATHS]
+        paths = [str(self.host_facts.get("marker.file", "")), *READONLY_PATHS, *PROBE_PATHS]
         env = {
             "ISOBENCH_PROBE_HOLD": "1",
             "ISOBENCH_PROBE_PATHS": ":".join(paths),
@@ -189,7 +202,34 @@ class Harness:
         else:
             facts.notes.append(f"{adapter.name} shows no host PID; facts are read inside only")
         facts.update(relative_facts(facts.values, self.host_facts), "compared with the host")
+        self._write_posture(adapter.name, request, facts)
         return facts
+
+    def _write_posture(self, runtime: str, request: Request, facts: Facts) -> None:
+        """Append the container's security posture to the run directory's posture.jsonl."""
+        if self.run_dir is None:
+            return
+        values = facts.values
+        record = {
+            "runtime": runtime,
+            "request": request.describe(),
+            "caps": {
+                short: values.get(f"caps.{short}", [])
+                for short in ("eff", "prm", "bnd", "inh", "amb")
+            },
+            "seccomp": values.get("status.Seccomp", ""),
+            "no_new_privs": values.get("status.NoNewPrivs", ""),
+            "rlimits": {
+                name.removeprefix("rlimit."): value
+                for name, value in values.items()
+                if name.startswith("rlimit.") and isinstance(value, str)
+            },
+            "devices": values.get("dev.nodes", []),
+            "masked_visible": values.get("masked.visible", []),
+            "readonly_writable": values.get("readonly.writable", []),
+        }
+        with self._lock, (self.run_dir / POSTURE_FILE).open("a", encoding="utf-8") as out:
+            out.write(json.dumps(record, sort_keys=True) + "\n")
 
     # -- judging ---------------------------------------------------------
 
@@ -206,14 +246,22 @@ class Harness:
         return resolve
 
     def evaluate(
-        self, loaded: LoadedCheck, runtime: str, control: dict[str, Any] | None = None
+        self,
+        loaded: LoadedCheck,
+        runtime: str,
+        control: dict[str, Any] | None = None,
+        adapter: Adapter | None = None,
     ) -> Verdict:
-        """Run one check on one runtime; ``control`` merges request fields of a negative control."""
+        """Run one check on one runtime; ``control`` merges request fields of a negative control.
+
+        ``adapter`` replaces the registered one, for the tests' faulty adapters.
+        """
         check = loaded.check
         request = check.request
         if control:
             request = Request.model_validate({**request.model_dump(), **control})
-        adapter = runtimes.get(runtime)
+        if adapter is None:
+            adapter = runtimes.get(runtime)
 
         available = adapter.availability()
         if not available.available:
@@ -223,11 +271,25 @@ class Harness:
         reason = adapter.unsupported(request)
         if reason is None and isinstance(check, RunCheck) and check.exec and not adapter.can_exec():
             reason = f"{adapter.name} cannot start a process in a running container (exec)"
+        if reason is None and request.image != "probe" and _needs_shell(check):
+            reason = (
+                f"the check needs /bin/sh ({_shell_use(check)}), which the {request.image} "
+                "image does not have"
+            )
         if reason is not None:
             return Verdict("skip", reason, request=request)
 
         try:
             self.start()
+            missing = [name for name in check.requires_host if not self.host_facts.get(name)]
+            if missing:
+                return Verdict(
+                    "skip",
+                    f"this host has no {', '.join(missing)} "
+                    f"({'; '.join(HOST_FACTS[name] for name in missing)})",
+                    request=request,
+                )
+            request = self._bind(request)
             self.prepare(adapter)
             if isinstance(check, FactCheck):
                 verdict = self._judge_fact(check, adapter, request)
@@ -243,6 +305,16 @@ class Harness:
                 verdict = _apply_deviation(verdict, deviation)
         return verdict
 
+    def _bind(self, request: Request) -> Request:
+        """Replace ``{host.NAME}`` placeholders in the request's mount sources."""
+        if not any(PLACEHOLDER.search(mount.source) for mount in request.mounts):
+            return request
+        mounts = tuple(
+            mount.model_copy(update={"source": substitute(mount.source, self.host_facts)})
+            for mount in request.mounts
+        )
+        return request.model_copy(update={"mounts": mounts})
+
     def deviation(self, loaded: LoadedCheck, runtime: str) -> Deviation | None:
         """Return the deviation declared for this runtime on this host, if any."""
         for deviation in loaded.check.deviations:
@@ -257,7 +329,24 @@ class Harness:
     def _judge_fact(self, check: FactCheck, adapter: Adapter, request: Request) -> Verdict:
         facts = self.probe(adapter, request)
         commands = facts.run.commands if facts.run else []
+        if check.requires_path is not None:
+            present = _as_list(facts.get("path.exists")) + _as_list(facts.get("masked.present"))
+            if check.requires_path not in present:
+                return Verdict(
+                    "skip",
+                    f"{check.requires_path} does not exist in the container on this kernel, "
+                    "so there is nothing to check",
+                    commands=list(commands),
+                )
         value = facts.get(check.fact)
+        if value is None and check.fact.startswith("status.") and "status.CapEff" in facts:
+            line = check.fact.removeprefix("status.")
+            return Verdict(
+                "skip",
+                f"/proc/self/status in the container on {adapter.name} has no {line} line, "
+                "so the check cannot observe it",
+                commands=list(commands),
+            )
         if value is None:
             raise _ObservationError(
                 f"the probe reported no fact '{check.fact}' on {adapter.name}", commands
@@ -274,15 +363,21 @@ class Harness:
     def _judge_run(self, check: RunCheck, adapter: Adapter, request: Request) -> Verdict:
         facts = {**self.host_facts, "start_at": str(int(time.time()) + START_DELAY_S)}
         argv = [substitute(arg, facts) for arg in check.run]
-        held = bool(check.expect.cgroup) or check.exec is not None or check.alongside is not None
+        _require_command(self.ctx.image_for(request), argv[0])
+        held = bool(check.expect.cgroup or check.expect.process)
+        held = held or check.exec is not None or check.alongside is not None
         # A request that shares the host's UTS namespace can change its hostname.
         with self.markers.hostname_guard() as changed:
             if check.alongside is not None:
                 execution, exit_code, stdout = self._run_pair(check, adapter, request, argv)
+            elif check.stop is not None:
+                execution, exit_code, stdout = self._run_stopped(check, adapter, request, argv)
             elif held:
                 execution, exit_code, stdout = self._run_held(check, adapter, request, argv)
             else:
-                execution = execute(adapter, self.ctx, request, argv, timeout=check.timeout_s)
+                execution = execute(
+                    adapter, self.ctx, request, argv, timeout=check.timeout_s, stdin=check.stdin
+                )
                 exit_code, stdout = execution.result.exit_code, execution.result.stdout
             after = {"hostname": host.host_facts()["hostname"]}
         result = execution.result
@@ -319,6 +414,15 @@ class Harness:
                     result.commands,
                 )
             parts.append((name, matcher, printed[name]))
+        if expect.exec_stdout is not None:
+            parts.append(("exec stdout", expect.exec_stdout, view.get("exec.stdout")))
+        for name, matcher in expect.process.items():
+            if name not in view:
+                raise _ObservationError(
+                    f"the host side of the container on {adapter.name} shows no '{name}'",
+                    result.commands,
+                )
+            parts.append((name, matcher, view[name]))
         for name, matcher in expect.cgroup.items():
             if name not in view:
                 raise _ObservationError(
@@ -356,6 +460,56 @@ class Harness:
         self, check: RunCheck, adapter: Adapter, request: Request, argv: list[str]
     ) -> tuple[Execution, int | None, str]:
         return self.run_held(adapter, request, argv, check.timeout_s, check.exec)
+
+    def _run_stopped(
+        self, check: RunCheck, adapter: Adapter, request: Request, argv: list[str]
+    ) -> tuple[Execution, int | None, str]:
+        """Start the command, read its process on the host, then stop the container."""
+        assert check.stop is not None
+        stop = check.stop
+
+        def during(launched: Launched, pid: int) -> dict[str, str | list[str]]:
+            time.sleep(stop.after_s)
+            view = host.process_facts(pid)
+            began = time.monotonic()
+            adapter.stop(self.ctx, launched, stop.grace_s)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                launched.process.wait(stop.grace_s + 30)
+            view["stop.seconds"] = f"{time.monotonic() - began:.2f}"
+            return view
+
+        execution = execute(
+            adapter,
+            self.ctx,
+            request,
+            [*STOP_WRAPPER, *argv],
+            hold_marker=HOLD_START,
+            read_host=during,
+            timeout=check.timeout_s + stop.after_s + stop.grace_s,
+        )
+        result = execution.result
+        if HOLD_START not in execution.marker_times:
+            raise _ObservationError(
+                f"the command did not start on {adapter.name} (exit status {result.exit_code})"
+                f"\nstderr:\n{result.stderr.strip()[-2000:]}",
+                result.commands,
+            )
+        view = execution.host_view
+        if "stop.seconds" in view:
+            execution.notes.append(
+                f"stopped {stop.after_s:g} s after the start with a grace period of "
+                f"{stop.grace_s:g} s; the container exited {view['stop.seconds']} s after the "
+                f"stop began, with status {result.exit_code}"
+            )
+        if "hostside.zombies" in view:
+            execution.notes.append(
+                f"exited children not reaped by the first process before the stop: "
+                f"{view['hostside.zombies']}"
+            )
+        stdout = "".join(
+            line for line in result.stdout.splitlines(keepends=True) if line.strip() != HOLD_START
+        )
+        return execution, result.exit_code, stdout
 
     def _run_pair(
         self, check: RunCheck, adapter: Adapter, request: Request, argv: list[str]
@@ -400,6 +554,9 @@ class Harness:
         refused: list[str] = []
 
         def during(launched: Launched, pid: int) -> dict[str, str | list[str]]:
+            if exec_spec is not None and exec_spec.wait:
+                output = adapter.exec_output(self.ctx, launched, exec_spec.argv)
+                return {**host.process_facts(pid), "exec.stdout": output}
             if exec_spec is not None:
                 for number in range(1, exec_spec.count + 1):
                     # A refused exec is an observation: the runtime or the kernel
@@ -449,6 +606,42 @@ class Harness:
             rate = int(usage) / 1e9 / (ended - began)
             execution.host_view["cg.cpu.rate"] = f"{rate:.3f}"
         return execution, exit_code, "".join(kept)
+
+
+def _as_list(value: str | list[str] | None) -> list[str]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _shell_use(check: FactCheck | RunCheck) -> str:
+    """Say what a check needs a shell for, or return "" when it needs none."""
+    if isinstance(check, FactCheck):
+        return "the probe is a shell script"
+    if check.run[0] in ("sh", "/bin/sh"):
+        return "its command is a shell"
+    if check.stop is not None or check.exec is not None or check.alongside is not None:
+        return "the harness wraps the command in a shell to hold or stop it"
+    if check.expect.cgroup or check.expect.process:
+        return "the harness wraps the command in a shell to hold it"
+    return ""
+
+
+def _needs_shell(check: FactCheck | RunCheck) -> bool:
+    return bool(_shell_use(check))
+
+
+def _require_command(image: ProbeImage, command: str) -> None:
+    """Raise HarnessError when the command does not exist in the image (PATH is /bin)."""
+    candidates = [command] if command.startswith("/") else [f"/bin/{command}"]
+    for candidate in candidates:
+        if (image.rootfs / candidate.lstrip("/")).exists():
+            return
+    where = "" if command.startswith("/") else " (the image's PATH is /bin)"
+    raise HarnessError(
+        f"the command '{command}' does not exist in the {image.kind} image{where}; "
+        "check the suite's 'run' argv"
+    )
 
 
 def _printed_values(stdout: str) -> dict[str, str]:

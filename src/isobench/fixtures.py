@@ -2,7 +2,8 @@
 
 A process with a unique command line, a file, a tmpfs mount, a SysV shared
 memory segment and a TCP listener on 127.0.0.1: a container in which any of
-them is visible shares that part of the host. Each is recorded in the journal
+them is visible shares that part of the host. A directory with a tmpfs on
+its subdirectory is the source of the read-only bind checks. Each is recorded in the journal
 before it is made, so it is removed also after an interrupt.
 """
 
@@ -115,12 +116,30 @@ class HostMarkers:
         self.facts["marker.mount"] = str(mount_point)
 
         self.facts["marker.shm_key"] = self._make_shm()
+        self.facts["marker.bind_dir"] = self._make_bind_tree(self.base / f"{tag}.bind")
 
         self._listener = Listener()
         self._listener.start()
         self.facts["listener.port"] = str(self._listener.port)
 
         return self.facts
+
+    def _make_bind_tree(self, top: Path) -> str:
+        """Make a directory with a writable tmpfs on its subdirectory 'sub', for bind checks."""
+        self.journal.record("directory", str(top), ["rm", "-rf", "--one-file-system", str(top)])
+        (top / "sub").mkdir(parents=True, exist_ok=True)
+        self.journal.record(
+            "mount",
+            str(top / "sub"),
+            ["umount", str(top / "sub")],
+            absent=("not mounted", "no mount point"),
+        )
+        commands.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "isobench", str(top / "sub")],
+            timeout=30,
+            hint="The bind marker needs root.",
+        )
+        return str(top)
 
     def _make_shm(self) -> str:
         """Make a SysV shared memory segment with a key derived from the run id."""

@@ -1,4 +1,8 @@
-"""The probe image: a rootfs made from the host's static busybox and the probe script.
+"""The images: rootfs directories made from the host's static busybox.
+
+The probe image holds busybox with its applet links, a shell and the probe
+script. The static image holds one file, the busybox binary as /busybox,
+and no shell, like the distroless and scratch images many services ship in.
 
 There is no registry to pull from, so the rootfs is built locally, named by
 a hash of its content, and imported into each engine that needs it.
@@ -21,6 +25,8 @@ log = logging.getLogger(__name__)
 # Bumped whenever the layout below changes, so that old images are not reused.
 RECIPE_VERSION = "1"
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
+#: The only file of the static image.
+STATIC_BINARY = "/busybox"
 
 PASSWD = """root:x:0:0:root:/root:/bin/sh
 nobody:x:65534:65534:nobody:/nonexistent:/bin/false
@@ -68,6 +74,15 @@ def content_tag(busybox: Path) -> str:
 
 def build_probe_image(base: Path | None = None) -> ProbeImage:
     """Build (or reuse) the probe rootfs and return it."""
+    return _build("probe", base)
+
+
+def build_static_image(base: Path | None = None) -> ProbeImage:
+    """Build (or reuse) the static image: /busybox and nothing else."""
+    return _build("static", base)
+
+
+def _build(kind: str, base: Path | None) -> ProbeImage:
     busybox = find_busybox()
     if not _is_static(busybox):
         raise UsageError(
@@ -75,21 +90,25 @@ def build_probe_image(base: Path | None = None) -> ProbeImage:
             "install 'busybox-static' or set ISOBENCH_BUSYBOX to a static busybox"
         )
     tag = content_tag(busybox)
-    root = (base or cache_dir() / "images") / f"probe-{tag}"
+    root = (base or cache_dir() / "images") / f"{kind}-{tag}"
     rootfs = root / "rootfs"
     if (root / "complete").exists():
-        return ProbeImage(rootfs, tag)
+        return ProbeImage(rootfs, tag, kind)
 
-    log.info("building the probe rootfs in %s", rootfs)
+    log.info("building the %s rootfs in %s", kind, rootfs)
     if root.exists():
         shutil.rmtree(root)
     partial = root.with_name(root.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)
-    _lay_out(partial / "rootfs", busybox)
+    if kind == "static":
+        (partial / "rootfs").mkdir(parents=True)
+        shutil.copy2(busybox, partial / "rootfs" / STATIC_BINARY.lstrip("/"))
+    else:
+        _lay_out(partial / "rootfs", busybox)
     partial.rename(root)
     (root / "complete").write_text(tag + "\n")
-    return ProbeImage(rootfs, tag)
+    return ProbeImage(rootfs, tag, kind)
 
 
 def _lay_out(rootfs: Path, busybox: Path) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, field_validator, model_validator
 
 Sharing = Literal["private", "host"]
 NetworkMode = Literal["none", "default", "host"]
@@ -85,6 +85,53 @@ READONLY_PATHS = (
 )
 
 
+#: Resource limits a request may set, by their ulimit names (getrlimit(2)).
+RLIMITS = {
+    "core": "RLIMIT_CORE",
+    "cpu": "RLIMIT_CPU",
+    "data": "RLIMIT_DATA",
+    "fsize": "RLIMIT_FSIZE",
+    "locks": "RLIMIT_LOCKS",
+    "memlock": "RLIMIT_MEMLOCK",
+    "msgqueue": "RLIMIT_MSGQUEUE",
+    "nice": "RLIMIT_NICE",
+    "nofile": "RLIMIT_NOFILE",
+    "nproc": "RLIMIT_NPROC",
+    "rss": "RLIMIT_RSS",
+    "rtprio": "RLIMIT_RTPRIO",
+    "sigpending": "RLIMIT_SIGPENDING",
+    "stack": "RLIMIT_STACK",
+}
+
+
+class Mount(BaseModel):
+    """A host directory bound into the container."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    source: str = Field(
+        description="Host path; may name a host fact such as {host.marker.bind_dir}."
+    )
+    target: str = Field(pattern=r"^/", description="Path inside the container.")
+    read_only: bool = Field(default=False, description="Bind it read-only.")
+
+
+class Ulimit(BaseModel):
+    """One resource limit: its name, soft and hard values."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Literal[tuple(RLIMITS)] = Field(description="The limit, as ulimit names it: nofile.")  # type: ignore[valid-type]
+    soft: int = Field(ge=0, description="The soft limit.")
+    hard: int = Field(ge=0, description="The hard limit.")
+
+    @model_validator(mode="after")
+    def _soft_within_hard(self) -> Ulimit:
+        if self.soft > self.hard:
+            raise ValueError(f"the soft limit {self.soft} is above the hard limit {self.hard}")
+        return self
+
+
 class Request(BaseModel):
     """The container that a check requests of a runtime.
 
@@ -123,6 +170,39 @@ class Request(BaseModel):
     )
     no_new_privs: bool | None = Field(
         default=None, description="Set no_new_privs on the process; unset keeps the default."
+    )
+
+    privileged: bool = Field(
+        default=False,
+        description="Every capability, every device, no seccomp filter and no masked or "
+        "read-only paths.",
+    )
+    masked_paths: Literal["default", "unconfined"] = Field(
+        default="default",
+        description="Mask and make read-only the runtime's list of /proc and /sys paths, or not.",
+    )
+    read_only: bool = Field(default=False, description="Mount the root filesystem read-only.")
+    mounts: tuple[Mount, ...] = Field(
+        default=(), description="Host directories to bind into the container."
+    )
+    devices: tuple[str, ...] = Field(
+        default=(), description="Host device nodes to add, by path (/dev/fuse)."
+    )
+    ulimits: tuple[Ulimit, ...] = Field(
+        default=(), description="Resource limits (setrlimit) of the process."
+    )
+    init: bool | None = Field(
+        default=None,
+        description="Run an init process as PID 1 that forwards signals and reaps orphans; "
+        "unset keeps the runtime's default.",
+    )
+    workdir: str | None = Field(
+        default=None, pattern=r"^/", description="Working directory of the process."
+    )
+    image: Literal["probe", "static"] = Field(
+        default="probe",
+        description="The probe image (busybox and a shell), or the static image: one "
+        "static binary, /busybox, and no shell.",
     )
 
     memory: ByteSize | None = Field(

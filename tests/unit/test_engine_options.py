@@ -162,22 +162,22 @@ def test_adapter_name(adapter: EngineAdapter, name: str) -> None:
 
 
 def test_docker_runtime_flags() -> None:
-    assert EngineAdapter(DOCKER)._runtime_flags() == []
+    assert EngineAdapter(DOCKER)._runtime_flags(Request()) == []
 
 
 def test_docker_runsc_runtime_flag() -> None:
-    assert EngineAdapter(DOCKER, oci_runtime="runsc")._runtime_flags() == ["--runtime", "runsc"]
+    assert EngineAdapter(DOCKER, oci_runtime="runsc")._runtime_flags(Request()) == ["--runtime", "runsc"]
 
 
 def test_podman_runtime_flags() -> None:
-    flags = EngineAdapter(PODMAN, oci_runtime="runc")._runtime_flags()
+    flags = EngineAdapter(PODMAN, oci_runtime="runc")._runtime_flags(Request())
 
     assert value_of(flags, "--runtime") == "runc"
     assert len(values_of(flags, "--ulimit")) == 2
 
 
 def test_podman_runsc_network_flag() -> None:
-    flags = EngineAdapter(PODMAN, oci_runtime="runsc")._runtime_flags()
+    flags = EngineAdapter(PODMAN, oci_runtime="runsc")._runtime_flags(Request())
 
     assert value_of(flags, "--runtime-flag") == "network=none"
 
@@ -190,12 +190,12 @@ def ulimit_names(options: list[str]) -> list[str]:
 
 
 def test_fitted_ulimits_both() -> None:
-    assert ulimit_names(_fitted_ulimits()) == ["nofile", "nproc"]
+    assert ulimit_names(_fitted_ulimits(set())) == ["nofile", "nproc"]
 
 
 def test_fitted_ulimits_within_hard() -> None:
     _, nofile_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    (nofile, nproc) = values_of(_fitted_ulimits(), "--ulimit")
+    (nofile, nproc) = values_of(_fitted_ulimits(set()), "--ulimit")
 
     soft, hard = nofile.removeprefix("nofile=").split(":")
     assert int(soft) <= int(hard) == nofile_hard
@@ -215,7 +215,7 @@ def test_fitted_ulimits_high_hard(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_limits(monkeypatch, 1048576, 4194304)
     nproc = min(4194304, pid_max())
 
-    assert values_of(_fitted_ulimits(), "--ulimit") == [
+    assert values_of(_fitted_ulimits(set()), "--ulimit") == [
         "nofile=1024:1048576",
         f"nproc={nproc}:{nproc}",
     ]
@@ -224,10 +224,10 @@ def test_fitted_ulimits_high_hard(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_fitted_ulimits_low_hard(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_limits(monkeypatch, 512, 100)
 
-    assert values_of(_fitted_ulimits(), "--ulimit") == ["nofile=512:512", "nproc=100:100"]
+    assert values_of(_fitted_ulimits(set()), "--ulimit") == ["nofile=512:512", "nproc=100:100"]
 
 
 def test_fitted_ulimits_nproc_unlimited(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_limits(monkeypatch, 4096, resource.RLIM_INFINITY)
 
-    assert values_of(_fitted_ulimits(), "--ulimit")[-1] == f"nproc={pid_max()}:{pid_max()}"
+    assert values_of(_fitted_ulimits(set()), "--ulimit")[-1] == f"nproc={pid_max()}:{pid_max()}"

@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 
 from isobench.errors import UsageError
+from isobench.model import CAPABILITIES
 from isobench.report import frames, render
+from isobench.report.render import POSTURE_FILE, SETS_LEGEND, VALUES_LEGEND
 from isobench.results import OUTCOMES, RESULTS_FILE, RUN_FILE, Record
 
 SUITE_FILE = "suites/core.yaml"
@@ -543,3 +545,350 @@ def test_control_pass_flagged(tmp_path: Path) -> None:
     summary = summary_of(write_run(tmp_path / "run", control_records()))
 
     assert "cannot detect a missing guarantee: `core/b` on `host`" in summary
+
+
+# posture.jsonl
+
+DOCKER_CAPS = ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
+NONROOT_REQUEST = "cap_add=('NET_BIND_SERVICE',), cap_drop=('ALL',), no_new_privs=True, user=1000"
+
+
+def posture_record(
+    runtime: str,
+    request: str = "defaults",
+    eff: list[str] | None = None,
+    bnd: list[str] | None = None,
+    **values: Any,
+) -> dict[str, Any]:
+    """Return a posture record with ``eff`` as its effective and permitted sets and ``bnd`` as
+    its bounding set, both ``DOCKER_CAPS`` by default, and empty inheritable and ambient sets."""
+    effective = list(DOCKER_CAPS if eff is None else eff)
+    record: dict[str, Any] = {
+        "runtime": runtime,
+        "request": request,
+        "caps": {
+            "eff": effective,
+            "prm": effective,
+            "bnd": list(DOCKER_CAPS if bnd is None else bnd),
+            "inh": [],
+            "amb": [],
+        },
+    }
+    record.update(values)
+    return record
+
+
+def posture_records() -> list[dict[str, Any]]:
+    return [
+        posture_record(
+            "docker",
+            seccomp="2",
+            no_new_privs="0",
+            rlimits={"nofile": "1024 1048576", "nproc": "unlimited unlimited"},
+            devices=["/dev/full", "/dev/null"],
+            masked_visible=[],
+            readonly_writable=[],
+        ),
+        posture_record(
+            "runc",
+            eff=["CAP_CHOWN"],
+            bnd=[*DOCKER_CAPS, "CAP_SYS_ADMIN"],
+            seccomp="0",
+            no_new_privs="1",
+            rlimits={"nofile": "1024 4096"},
+            devices=["/dev/null"],
+            masked_visible=["/proc/kcore"],
+            readonly_writable=["/proc/sys"],
+        ),
+        posture_record("docker", NONROOT_REQUEST, eff=[], bnd=["CAP_NET_BIND_SERVICE"]),
+        posture_record("runc", NONROOT_REQUEST, eff=[], bnd=[]),
+    ]
+
+
+def write_posture(
+    run_dir: Path, records: list[dict[str, Any]], lines: tuple[str, ...] = ()
+) -> Path:
+    """Write posture.jsonl with one line per record, followed by ``lines`` as they are."""
+    text = "".join(json.dumps(record) + "\n" for record in records)
+    text += "".join(line + "\n" for line in lines)
+    (run_dir / POSTURE_FILE).write_text(text, encoding="utf-8")
+    return run_dir
+
+
+def posture_section(summary: str) -> str:
+    return summary.split("## Security posture", 1)[1]
+
+
+def test_posture_frames_tidy() -> None:
+    posture = frames.posture(posture_records())
+
+    assert list(posture.capabilities.columns) == ["runtime", "request", "set", "capability"]
+    assert list(posture.values.columns) == ["runtime", "request", "name", "value"]
+    assert len(posture.containers) == 4
+    docker_eff = posture.capabilities[
+        (posture.capabilities["runtime"] == "docker")
+        & (posture.capabilities["request"] == "defaults")
+        & (posture.capabilities["set"] == "eff")
+    ]
+    assert docker_eff["capability"].tolist() == DOCKER_CAPS
+
+
+def test_capability_table_letters() -> None:
+    posture = frames.posture(posture_records())
+
+    table = frames.capability_table(posture, "defaults", list(RUNTIMES))
+
+    assert list(table.columns) == ["runc", "docker"]
+    assert list(table.index) == list(CAPABILITIES)
+    assert table.loc["CAP_CHOWN", "docker"] == "EPB"
+    assert table.loc["CAP_CHOWN", "runc"] == "EPB"
+    assert table.loc["CAP_KILL", "runc"] == "B"
+    assert table.loc["CAP_SYS_ADMIN", "runc"] == "B"
+    assert table.loc["CAP_SYS_ADMIN", "docker"] == ""
+    assert table.loc["CAP_SYS_MODULE", "docker"] == ""
+
+
+def test_capability_table_all_five_sets() -> None:
+    caps = {name: ["CAP_NET_RAW"] for name in frames.CAPABILITY_SETS}
+    posture = frames.posture([{"runtime": "runc", "request": "defaults", "caps": caps}])
+
+    table = frames.capability_table(posture, "defaults")
+
+    assert table.loc["CAP_NET_RAW", "runc"] == "EPBIA"
+
+
+def test_capability_table_sets_not_recorded() -> None:
+    posture = frames.posture([{"runtime": "runc", "request": "defaults"}])
+
+    table = frames.capability_table(posture, "defaults")
+
+    assert table.loc["CAP_CHOWN", "runc"] == frames.SETS_NOT_RECORDED
+
+
+def test_capability_table_unknown_capability_last() -> None:
+    record = posture_record("runc", eff=["CAP_CHOWN", "CAP_41"])
+
+    table = frames.capability_table(frames.posture([record]), "defaults")
+
+    assert list(table.index)[-1] == "CAP_41"
+    assert len(table.index) == len(CAPABILITIES) + 1
+    assert table.loc["CAP_41", "runc"] == "EP"
+
+
+def test_posture_last_record_wins() -> None:
+    records = [
+        posture_record("runc", eff=["CAP_SYS_ADMIN"], seccomp="0"),
+        posture_record("runc", eff=["CAP_CHOWN"], seccomp="2"),
+    ]
+
+    posture = frames.posture(records)
+    table = frames.capability_table(posture, "defaults")
+    values = frames.value_table(posture, "defaults")
+
+    assert len(posture.containers) == 1
+    assert table.loc["CAP_SYS_ADMIN", "runc"] == ""
+    assert table.loc["CAP_CHOWN", "runc"] == "EPB"
+    assert values.loc["seccomp", "runc"] == "2"
+
+
+def test_value_table_rows_and_missing() -> None:
+    posture = frames.posture(posture_records())
+
+    table = frames.value_table(posture, "defaults", list(RUNTIMES))
+
+    assert list(table.index) == [
+        "seccomp",
+        "no_new_privs",
+        "rlimit.nofile",
+        "rlimit.nproc",
+        "devices",
+        "masked_visible",
+        "readonly_writable",
+    ]
+    assert list(table.columns) == ["runc", "docker"]
+    assert table.loc["rlimit.nproc", "runc"] is None
+    assert table.loc["devices", "docker"] == "/dev/full, /dev/null"
+    assert table.loc["masked_visible", "docker"] == ""
+    assert table.loc["masked_visible", "runc"] == "/proc/kcore"
+
+
+def test_value_table_wrong_types_absent() -> None:
+    record = {"runtime": "runc", "request": "defaults", "seccomp": ["2"], "devices": "/dev/null"}
+
+    table = frames.value_table(frames.posture([record]), "defaults")
+
+    assert table.empty
+    assert list(table.columns) == ["runc"]
+
+
+def test_posture_requests_defaults_first() -> None:
+    records = [posture_record("runc", NONROOT_REQUEST), posture_record("runc")]
+
+    assert frames.posture_requests(frames.posture(records)) == ["defaults", NONROOT_REQUEST]
+
+
+def test_summary_posture_letters(run_dir: Path) -> None:
+    section = posture_section(summary_of(write_posture(run_dir, posture_records())))
+
+    assert "### Capabilities (defaults)" in section
+    assert "| capability | `runc` | `docker` |" in section
+    assert "| `CAP_CHOWN` | EPB | EPB |" in section
+    assert "| `CAP_KILL` | B | EPB |" in section
+    assert "| `CAP_SYS_ADMIN` | B | - |" in section
+    assert SETS_LEGEND in section
+
+
+def test_summary_posture_collapses_absent_capabilities(run_dir: Path) -> None:
+    section = posture_section(summary_of(write_posture(run_dir, posture_records())))
+    defaults = section.split("### Capabilities (defaults)")[1].split("\n### ")[0]
+    listed = re.findall(r"^\| `(CAP_\w+)` \|", defaults, flags=re.MULTILINE)
+    collapsed_line = re.search(
+        r"^None of the runtimes has these in any set: (.*)\.$", defaults, re.M
+    )
+
+    assert listed == ["CAP_CHOWN", "CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_SYS_ADMIN"]
+    assert collapsed_line is not None
+    collapsed = re.findall(r"`(CAP_\w+)`", collapsed_line.group(1))
+    assert "CAP_SYS_MODULE" in collapsed
+    assert "CAP_CHOWN" not in collapsed
+    assert sorted(listed + collapsed) == sorted(CAPABILITIES)
+    assert collapsed == [name for name in CAPABILITIES if name not in listed]
+
+
+def test_summary_posture_request_table(run_dir: Path) -> None:
+    section = posture_section(summary_of(write_posture(run_dir, posture_records())))
+    heading = f"### Capabilities under `{NONROOT_REQUEST}`"
+    table = section.split(heading)[1].split("\n### ")[0]
+
+    assert heading in section
+    assert "| capability | `runc` | `docker` |" in table
+    assert "| `CAP_NET_BIND_SERVICE` | - | B |" in table
+    assert "CAP_CHOWN" not in table
+    assert "None of the runtimes" not in table
+
+
+def test_summary_posture_request_without_capabilities(run_dir: Path) -> None:
+    records = [posture_record("runc"), posture_record("runc", NONROOT_REQUEST, eff=[], bnd=[])]
+
+    section = posture_section(summary_of(write_posture(run_dir, records)))
+
+    assert "No runtime has a capability under this request." in section
+
+
+def test_summary_posture_values(run_dir: Path) -> None:
+    section = posture_section(summary_of(write_posture(run_dir, posture_records())))
+
+    assert "### Other values (defaults)" in section
+    assert "| value | `runc` | `docker` |" in section
+    assert "| seccomp mode | 0 (disabled) | 2 (filter) |" in section
+    assert "| no\\_new\\_privs | 1 | 0 |" in section
+    assert "| rlimit nofile | 1024 4096 | 1024 1048576 |" in section
+    assert "| rlimit nproc | - | unlimited unlimited |" in section
+    assert "| devices | /dev/null | /dev/full, /dev/null |" in section
+    assert "| masked paths still visible | /proc/kcore | none |" in section
+    assert "| read-only paths writable | /proc/sys | none |" in section
+    assert VALUES_LEGEND in section
+
+
+def test_summary_posture_section_last(run_dir: Path) -> None:
+    summary = summary_of(write_posture(run_dir, posture_records()))
+
+    assert summary.index("## Skipped") < summary.index("## Security posture")
+
+
+def test_summary_posture_caps_requests(run_dir: Path) -> None:
+    records = [posture_record("runc", f"user={uid}") for uid in range(25)]
+
+    section = posture_section(summary_of(write_posture(run_dir, records)))
+
+    assert "### Capabilities under `user=19`" in section
+    assert "user=20" not in section
+    assert "5 more requests in posture.csv and index.html." in section
+    assert "contains no record of the default request" in section
+    assert SETS_LEGEND in section
+
+
+def test_posture_missing_file(run_dir: Path) -> None:
+    paths = render(run_dir)
+    summary = paths["summary.md"].read_text(encoding="utf-8")
+    html = paths["index.html"].read_text(encoding="utf-8")
+
+    assert "posture.csv" not in paths
+    assert not (run_dir / "posture.csv").exists()
+    assert "Security posture" not in summary
+    assert "Security posture" not in html
+
+
+def test_posture_empty_file(run_dir: Path) -> None:
+    paths = render(write_posture(run_dir, []))
+    summary = paths["summary.md"].read_text(encoding="utf-8")
+    posture = pd.read_csv(paths["posture.csv"])
+
+    assert "> **posture.jsonl contains no records.**" in summary
+    assert list(posture.columns) == ["runtime", "request", "set", "capability"]
+    assert posture.empty
+
+
+def test_posture_malformed_line(run_dir: Path) -> None:
+    write_posture(run_dir, posture_records()[:1], lines=('{"runtime": "runc"', "[1, 2]", "{}"))
+    path = run_dir / POSTURE_FILE
+
+    paths = render(run_dir)
+    summary = paths["summary.md"].read_text(encoding="utf-8")
+    section = posture_section(summary)
+    html = paths["index.html"].read_text(encoding="utf-8")
+
+    assert "posture.jsonl:2: invalid JSON (Expecting ',' delimiter at column 19)" in section
+    assert "posture.jsonl:3: expected a JSON object, found an array" in section
+    assert "posture.jsonl:4: the runtime is missing" in section
+    assert f"{path}:2: invalid JSON" in html
+    assert "| `CAP_CHOWN` | EPB |" in section
+    assert "| `core/pid-ns` | pass | FAIL | - | - |" in summary
+
+
+def test_posture_malformed_line_logged(run_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write_posture(run_dir, [], lines=("not json",))
+
+    render(run_dir)
+
+    assert "lines left out of the posture tables: 1" in caplog.text
+    assert f"{run_dir / POSTURE_FILE}:1: invalid JSON" in caplog.text
+
+
+def test_posture_unreadable_file(run_dir: Path) -> None:
+    (run_dir / POSTURE_FILE).write_bytes(b"\xff\xfe not utf-8\n")
+
+    section = posture_section(summary_of(run_dir))
+
+    assert "failed to read the posture records" in section
+
+
+def test_posture_csv_content(run_dir: Path) -> None:
+    paths = render(write_posture(run_dir, posture_records()))
+    posture = pd.read_csv(paths["posture.csv"], keep_default_na=False)
+    rows = set(posture.itertuples(index=False, name=None))
+
+    assert paths["posture.csv"] == run_dir / "posture.csv"
+    assert list(posture.columns) == ["runtime", "request", "set", "capability"]
+    assert len(posture) == 9 + 6 + 1
+    assert ("docker", "defaults", "eff", "CAP_CHOWN") in rows
+    assert ("runc", "defaults", "bnd", "CAP_SYS_ADMIN") in rows
+    assert ("runc", "defaults", "eff", "CAP_KILL") not in rows
+    assert ("docker", NONROOT_REQUEST, "bnd", "CAP_NET_BIND_SERVICE") in rows
+    assert not any(
+        runtime == "runc" and request == NONROOT_REQUEST for runtime, request, *_ in rows
+    )
+
+
+def test_html_posture_section(run_dir: Path) -> None:
+    html = html_of(write_posture(run_dir, posture_records()))
+    section = html.split("<h2>Security posture</h2>", 1)[1]
+
+    assert "<h3>Capabilities (defaults)</h3>" in section
+    row = re.search(r"<tr><th><code>CAP_KILL</code></th>.*</tr>", section)
+    assert row is not None
+    assert row.group(0).endswith('<td class="sets">B</td><td class="sets">EPB</td></tr>')
+    assert '<td class="sets outcome-none">-</td>' in section
+    assert "<code>CAP_SYS_MODULE</code>" in section
+    assert "cap_add=(&#39;NET_BIND_SERVICE&#39;,)" in section
+    assert "<tr><th>seccomp mode</th><td>0 (disabled)</td><td>2 (filter)</td></tr>" in section

@@ -7,6 +7,28 @@ from isobench.probe.host import NAMESPACES
 
 FactValues = dict[str, str | list[str]]
 
+#: The labels of /proc/<pid>/limits, and the ulimit names the facts use.
+LIMIT_NAMES = {
+    "Max cpu time": "cpu",
+    "Max file size": "fsize",
+    "Max data size": "data",
+    "Max stack size": "stack",
+    "Max core file size": "core",
+    "Max resident set": "rss",
+    "Max processes": "nproc",
+    "Max open files": "nofile",
+    "Max locked memory": "memlock",
+    "Max address space": "as",
+    "Max file locks": "locks",
+    "Max pending signals": "sigpending",
+    "Max msgqueue size": "msgqueue",
+    "Max nice priority": "nice",
+    "Max realtime priority": "rtprio",
+    "Max realtime timeout": "rttime",
+}
+#: Limits that a runtime or engine is expected to set rather than pass on from its parent.
+INHERITANCE_LIMITS = ("nofile",)
+
 #: Facts the probe prints, with a short description for the docs.
 PROBE_FACTS: dict[str, str] = {
     "probe.version": "version of the probe's output format",
@@ -29,6 +51,11 @@ PROBE_FACTS: dict[str, str] = {
     "sysvipc.readable": "whether /proc/sysvipc/shm is readable (yes/no)",
     "sysvipc.shm.key": "keys of the visible SysV shared memory segments, in decimal",
     "path.exists": "which of the paths the harness asked about exist inside",
+    "cwd": "working directory of the probe",
+    "limits": "lines of /proc/self/limits",
+    "lsm.current": "the AppArmor or SELinux label of the process, where the host has one",
+    "dev.char": "character device nodes under /dev, one level deep",
+    "dev.block": "block device nodes under /dev, one level deep",
     "masked.present": "paths of the masked list that exist inside",
     "masked.visible": "paths of the masked list that still show content inside",
     **{
@@ -65,7 +92,16 @@ DERIVED_FACTS: dict[str, str] = {
         )
     },
     "readonly.writable": "paths of the read-only list that lie on a mount without 'ro'",
+    "dev.nodes": "every device node under /dev, one level deep",
+    **{
+        f"rlimit.{name}": f"the {name} limit as 'soft hard' (from /proc/self/limits)"
+        for name in LIMIT_NAMES.values()
+    },
+    "rlimit.inherited": "limits (nofile) whose soft and hard values equal those of the "
+    "process that started the container, read on the host side",
     "readonly.present": "paths of the read-only list that exist inside",
+    "masked.unmasked": "paths of the masked list that exist inside and have nothing mounted "
+    "over them (the runtimes mask a file with /dev/null and a directory with a read-only tmpfs)",
     "proc.cmdlines": "command lines of every visible process",
     "net.if.names": "names of the network interfaces",
     "net.if.external": "network interfaces other than the loopback, as 'name MAC'",
@@ -76,6 +112,22 @@ DERIVED_FACTS: dict[str, str] = {
     "hostside.uid": "uid of the container's first process as the host sees it",
     "hostside.gid": "gid of the container's first process as the host sees it",
     "hostside.cgroup": "/proc/<host PID>/cgroup of the container's first process",
+    "hostside.parent": "command line of the host process that is the parent of the "
+    "container's first process (a shim, conmon, the runtime)",
+    "hostside.parent.limits": "/proc/<parent PID>/limits of that parent",
+    "hostside.zombies": "children of the container's first process that have exited "
+    "and were not reaped (state Z)",
+}
+
+#: Facts of a run check's first process, read on the host side, for ``expect.process``.
+PROCESS_FACTS: dict[str, str] = {
+    name: DERIVED_FACTS[name]
+    for name in (
+        "hostside.uid",
+        "hostside.gid",
+        "hostside.parent",
+        "hostside.zombies",
+    )
 }
 
 #: Facts of the host itself, for ``{host: NAME}`` references.
@@ -90,9 +142,24 @@ HOST_FACTS: dict[str, str] = {
     "marker.mount": "mount point of a tmpfs the harness mounts on the host",
     "marker.shm_key": "key of a SysV shared memory segment the harness makes on the host",
     "listener.port": "TCP port of a listener the harness opens on the host's 127.0.0.1",
+    "marker.bind_dir": "a host directory whose subdirectory 'sub' is a writable tmpfs mount",
+    "lsm.mac": "the mandatory access control module the host enforces (apparmor, selinux), "
+    "or empty",
     "start_at": "a time (epoch seconds) 3 s after a run check starts, the same for both "
     "containers of a check with 'alongside'",
 }
+
+
+def parse_limits(lines: list[str]) -> dict[str, str]:
+    """Return ``rlimit.<name>`` facts ("soft hard") from lines of /proc/<pid>/limits."""
+    found = {}
+    for line in lines:
+        for label, name in LIMIT_NAMES.items():
+            if line.startswith(label + " "):
+                values = line[len(label) :].split()
+                if len(values) >= 2:
+                    found[f"rlimit.{name}"] = f"{values[0]} {values[1]}"
+    return found
 
 
 def decode_caps(mask: str) -> list[str]:
@@ -154,6 +221,11 @@ def derive(values: FactValues) -> FactValues:
         if isinstance(mask, str) and mask:
             derived[f"caps.{short}"] = decode_caps(mask)
 
+    derived.update(parse_limits(_as_list(values.get("limits"))))
+    if "dev.char" in values or "dev.block" in values:
+        nodes = _as_list(values.get("dev.char")) + _as_list(values.get("dev.block"))
+        derived["dev.nodes"] = sorted(nodes)
+
     mountinfo = _as_list(values.get("mountinfo"))
     if mountinfo:
         present = [p for p in READONLY_PATHS if p in _as_list(values.get("path.exists"))]
@@ -164,6 +236,12 @@ def derive(values: FactValues) -> FactValues:
             if fields is not None and "ro" not in fields[5].split(","):
                 writable.append(path)
         derived["readonly.writable"] = writable
+        unmasked = []
+        for path in _as_list(values.get("masked.present")):
+            fields = _covering_mount(path, mountinfo)
+            if fields is None or fields[4] != path:
+                unmasked.append(path)
+        derived["masked.unmasked"] = unmasked
 
     memory_path = values.get("cgroup.memory.path")
     unified_path = values.get("cgroup.unified.path")
@@ -180,6 +258,14 @@ def derive(values: FactValues) -> FactValues:
 def relative_facts(container: FactValues, host: FactValues) -> FactValues:
     """Return facts that compare a container with the host."""
     derived: FactValues = {}
+    parent = parse_limits(_as_list(container.get("hostside.parent.limits")))
+    if parent:
+        derived["rlimit.inherited"] = [
+            name
+            for name in INHERITANCE_LIMITS
+            if f"rlimit.{name}" in container
+            and container[f"rlimit.{name}"] == parent.get(f"rlimit.{name}")
+        ]
     if "ns.cgroup" in container and "ns.cgroup" in host:
         same = container["ns.cgroup"] == host["ns.cgroup"]
         derived["cgroupns.state"] = "shared with host" if same else "private"

@@ -45,6 +45,38 @@ def process_facts(pid: int, proc: Path = Path("/proc")) -> dict[str, str | list[
         cgroup = []
     facts["hostside.cgroup"] = cgroup
     facts.update(cgroups.process_cgroup_facts(pid, proc))
+    facts.update(_family(pid, proc))
+    return facts
+
+
+def _stat_fields(pid: int | str, proc: Path) -> list[str]:
+    """Return the fields of /proc/<pid>/stat after the command name: state, ppid, ..."""
+    text = (proc / str(pid) / "stat").read_text()
+    return text[text.rindex(")") + 2 :].split()
+
+
+def _family(pid: int, proc: Path) -> dict[str, str | list[str]]:
+    """Read the parent of a container's first process and its unreaped children."""
+    facts: dict[str, str | list[str]] = {}
+    try:
+        parent = _stat_fields(pid, proc)[1]
+        facts["hostside.parent"] = (
+            (proc / parent / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        )
+        facts["hostside.parent.limits"] = (proc / parent / "limits").read_text().splitlines()[1:]
+    except (OSError, IndexError, ValueError):
+        pass
+    zombies = 0
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = _stat_fields(entry.name, proc)
+        except (OSError, ValueError):
+            continue
+        if len(fields) > 1 and fields[1] == str(pid) and fields[0] == "Z":
+            zombies += 1
+    facts["hostside.zombies"] = str(zombies)
     return facts
 
 
@@ -67,7 +99,20 @@ def host_facts() -> dict[str, str | list[str]]:
     facts.update(own)
     facts["hostname"] = socket.gethostname()
     facts["net.if"] = interfaces()
+    facts["lsm.mac"] = mac_module()
     return facts
+
+
+def mac_module(sys: Path = Path("/sys")) -> str:
+    """Return the mandatory access control module the host enforces, or ""."""
+    try:
+        if (sys / "module/apparmor/parameters/enabled").read_text().strip() == "Y":
+            return "apparmor"
+    except OSError:
+        pass
+    if (sys / "fs/selinux/enforce").exists():
+        return "selinux"
+    return ""
 
 
 def block_device(path: Path, sys_dev_block: Path = Path("/sys/dev/block")) -> tuple[str, int, int]:

@@ -86,6 +86,17 @@ while read -r name value _rest; do
     esac
 done < /proc/self/status
 
+fact cwd "$(pwd)"
+[ -r /proc/self/limits ] && sed 1d /proc/self/limits | while read -r line; do item limits "$line"; done
+lsm=$(cat /proc/self/attr/current 2>/dev/null)
+[ -n "$lsm" ] && fact lsm.current "$lsm"
+
+# Device nodes under /dev and one level below (/dev/pts, /dev/net).
+for node in /dev/* /dev/*/*; do
+    if [ -c "$node" ] && [ ! -L "$node" ]; then item dev.char "$node"; fi
+    if [ -b "$node" ] && [ ! -L "$node" ]; then item dev.block "$node"; fi
+done
+
 # Paths the harness requests, separated by ":", such as host marker files.
 old_ifs=$IFS
 IFS=:

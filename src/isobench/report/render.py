@@ -3,6 +3,9 @@
 ``summary.md`` is sized for a CI job summary: GitHub rejects one larger than
 1 MiB, so every section that grows with the run has a cap. ``index.html`` is a
 self-contained page with the same content, colored and with a plot.
+
+A run directory with a ``posture.jsonl`` also gets ``posture.csv`` and a
+"Security posture" section in ``summary.md`` and ``index.html``.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,6 +36,10 @@ SUMMARY_FILE = "summary.md"
 HTML_FILE = "index.html"
 RESULTS_CSV = "results.csv"
 MATRIX_CSV = "matrix.csv"
+POSTURE_FILE = "posture.jsonl"
+POSTURE_CSV = "posture.csv"
+
+log = logging.getLogger(__name__)
 
 # Outcomes listed under "Failures and errors": each means a broken guarantee,
 # a check that could not run, or a declared deviation that did not happen.
@@ -70,11 +78,56 @@ SUMMARY_FIELD_CHARS = 1500
 SUMMARY_MAX_COMMANDS = 10
 SUMMARY_COMMAND_CHARS = 500
 
+# Caps on the security posture section of summary.md. A capability table has
+# one row per capability (41 in Linux 6.x), so by estimate 20 request tables of
+# 10 runtimes and the values table stay below about 100 KiB.
+SUMMARY_MAX_POSTURE_REQUESTS = 20
+SUMMARY_MAX_POSTURE_ERRORS = 10
+SUMMARY_POSTURE_CELL_CHARS = 500
+
 # Caps on index.html, which has no size limit but should open quickly.
 HTML_MAX_PROBLEMS = 1000
+HTML_MAX_POSTURE_ERRORS = 1000
 HTML_FIELD_CHARS = 20_000
 
 REASON_CHARS = 200
+
+# The capability table cell of a capability that no set of the runtime contains.
+NO_SET_MARK = "-"
+SETS_LEGEND = (
+    "Sets: "
+    + ", ".join(
+        f"{frames.SET_LETTERS[name]} {frames.SET_NAMES[name]}" for name in frames.CAPABILITY_SETS
+    )
+    + f". A cell with {NO_SET_MARK} means that no set contains the capability, and "
+    + f"{frames.SETS_NOT_RECORDED} means that the record has no capability set."
+)
+VALUES_LEGEND = (
+    "Resource limits show the soft and then the hard limit. Masked paths still visible are "
+    "paths of the masked list that still show content. Read-only paths writable are paths "
+    "of the read-only list on a mount without the ro mount option."
+)
+
+# Row labels of the posture values table. An rlimit.<resource> row is labelled "rlimit <resource>".
+VALUE_LABELS = {
+    "seccomp": "seccomp mode",
+    "no_new_privs": "no_new_privs",
+    "devices": "devices",
+    "masked_visible": "masked paths still visible",
+    "readonly_writable": "read-only paths writable",
+}
+# The Seccomp field of /proc/PID/status, as proc(5) documents it.
+SECCOMP_MODES = {"0": "disabled", "1": "strict", "2": "filter"}
+# The cell of a path list that is empty.
+EMPTY_LIST_MARK = "none"
+
+JSON_TYPES = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+}
 
 STATUS_NOTES = {
     "interrupted": "This run was interrupted; results are partial.",
@@ -140,6 +193,35 @@ class UnavailableRuntime:
 
 
 @dataclass(frozen=True)
+class CapabilityTable:
+    """The capabilities of each runtime under one request, as set letters ready for display."""
+
+    request: str
+    runtimes: list[str]
+    #: (capability, one cell per runtime) for each capability that some runtime has,
+    #: or that some runtime's record cannot show.
+    rows: list[tuple[str, list[str]]]
+    #: The capabilities that no runtime has in any set. Empty when they are left out.
+    collapsed: list[str]
+
+
+@dataclass(frozen=True)
+class PostureReport:
+    """The security posture section, computed from posture.jsonl."""
+
+    #: One row per (runtime, request, set, capability); written to posture.csv.
+    capabilities: pd.DataFrame
+    defaults: CapabilityTable | None
+    requests: list[CapabilityTable]
+    value_runtimes: list[str]
+    #: (label, one cell per runtime of ``value_runtimes``) under the default request.
+    values: list[tuple[str, list[str]]]
+    #: One message per line of posture.jsonl that was left out, naming the file and line.
+    errors: list[str]
+    note: str
+
+
+@dataclass(frozen=True)
 class Report:
     """Everything that summary.md and index.html show, computed once from a run directory."""
 
@@ -157,6 +239,7 @@ class Report:
     skips: list[SkipGroup]
     control_note: str = ""
     deviations: list[Deviation] = field(default_factory=list)
+    posture: PostureReport | None = None
 
 
 def render(run_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
@@ -165,7 +248,8 @@ def render(run_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
     The files go to ``out_dir``, which is created if needed and defaults to
     ``run_dir``. Returns the path of each file by file name. Raises
     ``UsageError`` when ``run_dir`` has no readable run.json. A missing or
-    empty results.jsonl gives a report with a "no results" note.
+    empty results.jsonl gives a report with a "no results" note. posture.csv
+    is written only when the run directory contains posture.jsonl.
     """
     report = load_report(run_dir)
     target = run_dir if out_dir is None else out_dir
@@ -181,6 +265,9 @@ def render(run_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
     paths[HTML_FILE].write_text(index_html(report), encoding="utf-8")
     _csv_frame(report.frame).to_csv(paths[RESULTS_CSV], index=False)
     report.matrix.to_csv(paths[MATRIX_CSV])
+    if report.posture is not None:
+        paths[POSTURE_CSV] = target / POSTURE_CSV
+        report.posture.capabilities.to_csv(paths[POSTURE_CSV], index=False)
     return paths
 
 
@@ -208,6 +295,7 @@ def load_report(run_dir: Path) -> Report:
         skips=_skip_groups(frame, order),
         control_note=_control_note(frame),
         deviations=_deviations(frame),
+        posture=_posture_report(run_dir, order),
     )
 
 
@@ -225,6 +313,59 @@ def _read_run_directory(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, A
     if not isinstance(meta, dict):
         raise UsageError(f"{run_file}: invalid run metadata: expected a JSON object")
     return meta, [record for record in records if isinstance(record, dict)]
+
+
+def _read_posture(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]] | None:
+    """Read the records of posture.jsonl, or return None when the run directory has none.
+
+    Also returns one error message per line that is not a JSON object with a
+    runtime. Those lines are left out, and the other lines are kept.
+    """
+    path = run_dir / POSTURE_FILE
+    if not path.exists():
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        log.warning("%s: failed to read the posture records: %s", path, exc)
+        return [], [f"{path}: failed to read the posture records: {exc}"]
+
+    records = []
+    errors = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            errors.append(
+                f"{path}:{number}: invalid JSON ({exc.msg} at column {exc.colno}), "
+                "so the line is left out of the posture tables."
+            )
+            continue
+        if not isinstance(record, dict):
+            found = JSON_TYPES.get(type(record), "null")
+            errors.append(
+                f"{path}:{number}: expected a JSON object, found {found}, "
+                "so the line is left out of the posture tables."
+            )
+            continue
+        if not isinstance(record.get("runtime"), str) or not record["runtime"]:
+            errors.append(
+                f"{path}:{number}: the runtime is missing, so the line is left out of "
+                "the posture tables."
+            )
+            continue
+        records.append(record)
+
+    if errors:
+        log.warning(
+            "%s: lines left out of the posture tables: %d. The first: %s",
+            path,
+            len(errors),
+            errors[0],
+        )
+    return records, errors
 
 
 def _status_note(status: str) -> str:
@@ -330,6 +471,85 @@ def _control_note(frame: pd.DataFrame) -> str:
     return text
 
 
+def _posture_report(run_dir: Path, runtimes: Sequence[str]) -> PostureReport | None:
+    read = _read_posture(run_dir)
+    if read is None:
+        return None
+    records, errors = read
+    posture = frames.posture(records)
+    requests = frames.posture_requests(posture)
+
+    defaults = None
+    if frames.DEFAULT_REQUEST in requests:
+        defaults = _capability_table(posture, frames.DEFAULT_REQUEST, runtimes, collapse=True)
+    others = [
+        _capability_table(posture, request, runtimes, collapse=False)
+        for request in requests
+        if request != frames.DEFAULT_REQUEST
+    ]
+
+    values = frames.value_table(posture, frames.DEFAULT_REQUEST, runtimes)
+    value_rows = [
+        (_value_label(str(name)), [_value_cell(str(name), cell) for cell in cells])
+        for name, cells in zip(values.index, values.to_numpy().tolist(), strict=True)
+    ]
+
+    note = ""
+    if not records:
+        note = f"{POSTURE_FILE} contains no records."
+    elif defaults is None:
+        note = f"{POSTURE_FILE} contains no record of the default request."
+    return PostureReport(
+        capabilities=posture.capabilities,
+        defaults=defaults,
+        requests=others,
+        value_runtimes=[str(runtime) for runtime in values.columns],
+        values=value_rows,
+        errors=errors,
+        note=note,
+    )
+
+
+def _capability_table(
+    posture: frames.Posture, request: str, runtimes: Sequence[str], *, collapse: bool
+) -> CapabilityTable:
+    """Prepare the capability table of one request for display.
+
+    The rows of capabilities that no runtime has are left out. With
+    ``collapse`` their names are kept in ``collapsed``, for one line under the table.
+    """
+    table = frames.capability_table(posture, request, runtimes)
+    rows = []
+    collapsed = []
+    for capability, cells in zip(table.index, table.to_numpy().tolist(), strict=True):
+        if all(cell == "" for cell in cells):
+            collapsed.append(str(capability))
+        else:
+            rows.append((str(capability), [str(cell) or NO_SET_MARK for cell in cells]))
+    return CapabilityTable(
+        request=request,
+        runtimes=[str(runtime) for runtime in table.columns],
+        rows=rows,
+        collapsed=collapsed if collapse else [],
+    )
+
+
+def _value_label(name: str) -> str:
+    if name.startswith("rlimit."):
+        return "rlimit " + name.removeprefix("rlimit.")
+    return VALUE_LABELS.get(name, name)
+
+
+def _value_cell(name: str, value: str | None) -> str:
+    if value is None:
+        return NO_RECORD_MARK
+    if name in frames.POSTURE_LIST_KEYS and not value:
+        return EMPTY_LIST_MARK
+    if name == "seccomp" and value in SECCOMP_MODES:
+        return f"{value} ({SECCOMP_MODES[value]})"
+    return value
+
+
 def _problems(frame: pd.DataFrame) -> list[Problem]:
     expected_failure = frame["expected_to_fail"].astype(bool) & (frame["outcome"] == "fail")
     selected = frame[frame["outcome"].isin(PROBLEM_OUTCOMES) & ~expected_failure]
@@ -426,6 +646,7 @@ def summary_markdown(report: Report) -> str:
         _md_problems(report),
         _md_deviations(report),
         _md_skips(report),
+        _md_posture(report.posture),
     ]
     return "\n\n".join(section for section in sections if section) + "\n"
 
@@ -569,6 +790,66 @@ def _md_deviations(report: Report) -> str:
     return "## Declared deviations (xfail)\n\n" + _md_table(["check", "runtimes", "reason"], rows)
 
 
+def _md_posture(posture: PostureReport | None) -> str:
+    if posture is None:
+        return ""
+    parts = ["## Security posture"]
+    errors = posture.errors[:SUMMARY_MAX_POSTURE_ERRORS]
+    parts += [f"> **{_md_text(error)}**" for error in errors]
+    hidden_errors = len(posture.errors) - len(errors)
+    if hidden_errors > 0:
+        parts.append(
+            f"{hidden_errors} more invalid lines in {POSTURE_FILE} are listed in {HTML_FILE}."
+        )
+    if posture.note:
+        parts.append(f"> **{_md_text(posture.note)}**")
+
+    if posture.defaults is not None:
+        parts.append(f"### Capabilities ({frames.DEFAULT_REQUEST})")
+        parts.append(_md_capability_table(posture.defaults))
+        if posture.defaults.collapsed:
+            names = ", ".join(_md_code(name) for name in posture.defaults.collapsed)
+            parts.append(f"None of the runtimes has these in any set: {names}.")
+        parts.append(SETS_LEGEND)
+
+    requests = posture.requests[:SUMMARY_MAX_POSTURE_REQUESTS]
+    for table in requests:
+        parts.append(f"### Capabilities under {_md_code(_request_text(table.request))}")
+        if table.rows:
+            parts.append(_md_capability_table(table))
+        else:
+            parts.append("No runtime has a capability under this request.")
+    hidden_requests = len(posture.requests) - len(requests)
+    if hidden_requests > 0:
+        parts.append(f"{hidden_requests} more requests in {POSTURE_CSV} and {HTML_FILE}.")
+    if posture.defaults is None and posture.requests:
+        parts.append(SETS_LEGEND)
+
+    if posture.values:
+        header = ["value", *(_md_code(runtime) for runtime in posture.value_runtimes)]
+        rows = [
+            [
+                _md_text(label),
+                *(_md_text(_clip(cell, SUMMARY_POSTURE_CELL_CHARS)) for cell in cells),
+            ]
+            for label, cells in posture.values
+        ]
+        parts.append(f"### Other values ({frames.DEFAULT_REQUEST})")
+        parts.append(_md_table(header, rows))
+        parts.append(VALUES_LEGEND)
+    return "\n\n".join(parts)
+
+
+def _md_capability_table(table: CapabilityTable) -> str:
+    header = ["capability", *(_md_code(runtime) for runtime in table.runtimes)]
+    rows = [[_md_code(capability), *cells] for capability, cells in table.rows]
+    return _md_table(header, rows)
+
+
+def _request_text(request: str) -> str:
+    return request or "(request not recorded)"
+
+
 def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -630,6 +911,14 @@ def index_html(report: Report) -> str:
         skipped_total=sum(group.count for group in report.skips),
         plot=_plot_totals(report.totals) if not report.frame.empty else "",
         results_file=RESULTS_FILE,
+        posture=report.posture,
+        posture_errors=report.posture.errors[:HTML_MAX_POSTURE_ERRORS] if report.posture else [],
+        posture_file=POSTURE_FILE,
+        default_request=frames.DEFAULT_REQUEST,
+        request_text=_request_text,
+        no_set_mark=NO_SET_MARK,
+        sets_legend=SETS_LEGEND,
+        values_legend=VALUES_LEGEND,
     )
 
 

@@ -29,14 +29,20 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ProbeImage:
-    """The probe image: a rootfs directory on the host and its content tag."""
+    """An image of the harness: a rootfs directory on the host, its content tag and kind."""
 
     rootfs: Path
     tag: str
+    #: "probe" (busybox, a shell and the probe) or "static" (one binary, no shell).
+    kind: str = "probe"
 
     @property
     def reference(self) -> str:
-        return f"localhost/isobench-probe:{self.tag}"
+        return f"localhost/isobench-{self.kind}:{self.tag}"
+
+    @property
+    def has_shell(self) -> bool:
+        return (self.rootfs / "bin" / "sh").exists()
 
 
 @dataclass
@@ -57,6 +63,8 @@ class Context:
     run_id: str
     journal: Journal
     image: ProbeImage | None = None
+    #: Further images by kind ("static"), built when a request first names them.
+    images: dict[str, ProbeImage] = field(default_factory=dict)
     _counter: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -66,6 +74,13 @@ class Context:
         which a container root mapped to an unprivileged host uid needs."""
         base = Path(os.environ.get("ISOBENCH_BUNDLE_DIR", "/var/lib/isobench/bundles"))
         return base / self.run_id
+
+    def image_for(self, request: Request) -> ProbeImage:
+        """Return the image that ``request`` names; it must have been built."""
+        image = self.image if request.image == "probe" else self.images.get(request.image)
+        if image is None:
+            raise HarnessError(f"the {request.image} image was not built before its first use")
+        return image
 
     def container_name(self, runtime: str) -> str:
         """Return a new container name that carries the run id, so leftovers can be traced."""
@@ -129,6 +144,15 @@ class Adapter(abc.ABC):
     def exec_detached(self, ctx: Context, launched: Launched, argv: Sequence[str]) -> None:
         """Start another process in the running container and return once it runs."""
         raise HarnessError(f"{self.name} cannot start a process in a running container")
+
+    def exec_output(self, ctx: Context, launched: Launched, argv: Sequence[str]) -> str:
+        """Run another process in the running container to its end and return its stdout."""
+        raise HarnessError(f"{self.name} cannot start a process in a running container")
+
+    def stop(self, ctx: Context, launched: Launched, grace_s: float) -> None:
+        """Stop the container as the engines' stop does: SIGTERM to its first process, then
+        SIGKILL after ``grace_s`` seconds. Returns once the kill is sent, or it exited."""
+        raise HarnessError(f"{self.name} cannot stop a running container")
 
     def can_exec(self) -> bool:
         """Tell whether :meth:`exec_detached` is implemented."""
@@ -199,13 +223,16 @@ def execute(
     hold_marker: str | None = None,
     read_host: HostReader | None = None,
     timeout: float = 60.0,
+    stdin: str | None = None,
 ) -> Execution:
     """Run one container to its end and return what it printed.
 
     With ``hold_marker``, the process is expected to print a line starting
     with that word and then wait for its stdin to close. While it waits,
     ``read_host(launched, pid)`` reads the container from the host side.
-    The container is removed in every case.
+    Without it, ``stdin`` is written to the command and then closed. An exit
+    by signal N of a plain child process is reported as 128+N, as shells and
+    the engines report it. The container is removed in every case.
     """
     launched = adapter.launch(ctx, request, argv, env or {})
     started = time.monotonic()
@@ -225,11 +252,16 @@ def execute(
                 if host_pid is not None and read_host is not None:
                     host_view = read_host(launched, host_pid)
 
+        if stdin is not None and launched.process.stdin is not None:
+            with contextlib.suppress(OSError):
+                launched.process.stdin.write(stdin)
         _close_stdin(launched.process)
         try:
             exit_code = launched.process.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             raise CommandTimeout(launched.argv, timeout, err.text) from None
+        if exit_code < 0:
+            exit_code = 128 - exit_code
         adapter.reap(ctx, launched)
         out.join(5)
         err.join(5)

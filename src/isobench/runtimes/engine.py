@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import resource
 import shlex
@@ -17,7 +18,7 @@ from isobench import commands
 from isobench.errors import CommandFailed, HarnessError, IsobenchError
 from isobench.model import Request
 from isobench.probe import host
-from isobench.runtimes.base import Adapter, Availability, Context, Launched, popen
+from isobench.runtimes.base import Adapter, Availability, Context, Launched, ProbeImage, popen
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,8 @@ class EngineProfile:
     storage_template: str = ""
     #: Pass ulimits that fit the caller's hard limits (podman's defaults may exceed them).
     fit_ulimits: bool = False
+    #: ``--security-opt`` value that turns off masked and read-only paths.
+    unmask_option: str = "systempaths=unconfined"
     start_hint: str = ""
     install_hint: str = ""
 
@@ -68,15 +71,17 @@ PODMAN = EngineProfile(
     # Podman 4.3 requests nofile=1048576, which a host without CAP_SYS_RESOURCE
     # in its bounding set cannot grant ("error setting rlimits").
     fit_ulimits=True,
+    unmask_option="unmask=ALL",
     install_hint="Install it with 'apt-get install podman catatonit' or run 'make setup'.",
 )
 
 
-def _fitted_ulimits() -> list[str]:
-    """Return ``--ulimit`` options for nofile and nproc within this process's hard limits."""
+def _fitted_ulimits(requested: set[str]) -> list[str]:
+    """Return ``--ulimit`` options for nofile and nproc within this process's hard limits,
+    for the names the request does not set itself."""
     options = []
     _, nofile_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if nofile_hard != resource.RLIM_INFINITY:
+    if nofile_hard != resource.RLIM_INFINITY and "nofile" not in requested:
         options += ["--ulimit", f"nofile={min(1024, nofile_hard)}:{nofile_hard}"]
     # Podman 4.3 lowers its own nproc limit to kernel.pid_max when it starts, so
     # a container may not ask for more than that.
@@ -86,7 +91,8 @@ def _fitted_ulimits() -> list[str]:
     except (OSError, ValueError):
         pid_max = 32768
     nproc = pid_max if nproc_hard == resource.RLIM_INFINITY else min(nproc_hard, pid_max)
-    options += ["--ulimit", f"nproc={nproc}:{nproc}"]
+    if "nproc" not in requested:
+        options += ["--ulimit", f"nproc={nproc}:{nproc}"]
     return options
 
 
@@ -115,6 +121,7 @@ class EngineAdapter(Adapter):
         self._binary: str | None = None
         self._availability: Availability | None = None
         self._device: str | None = None
+        self._imported: set[str] = set()
 
     # -- discovery -------------------------------------------------------
 
@@ -124,10 +131,10 @@ class EngineAdapter(Adapter):
             self._binary = _find_binary(self.profile) or self.profile.binaries[-1]
         return self._binary
 
-    def _runtime_flags(self) -> list[str]:
+    def _runtime_flags(self, request: Request) -> list[str]:
         flags = list(self.profile.run_flags)
         if self.profile.fit_ulimits:
-            flags += _fitted_ulimits()
+            flags += _fitted_ulimits({limit.name for limit in request.ulimits})
         if self.oci_runtime is not None:
             flags += ["--runtime", self.oci_runtime]
         if self.oci_runtime == "runsc" and self.profile.engine == "podman":
@@ -241,6 +248,23 @@ class EngineAdapter(Adapter):
             options += ["--security-opt", "seccomp=unconfined"]
         if request.no_new_privs:
             options += ["--security-opt", "no-new-privileges"]
+        if request.privileged:
+            options += ["--privileged"]
+        if request.masked_paths == "unconfined":
+            options += ["--security-opt", self.profile.unmask_option]
+        if request.read_only:
+            options += ["--read-only"]
+        for mount in request.mounts:
+            suffix = ":ro" if mount.read_only else ""
+            options += ["--volume", f"{mount.source}:{mount.target}{suffix}"]
+        for device in request.devices:
+            options += ["--device", device]
+        for limit in request.ulimits:
+            options += ["--ulimit", f"{limit.name}={limit.soft}:{limit.hard}"]
+        if request.init:
+            options += ["--init"]
+        if request.workdir is not None:
+            options += ["--workdir", request.workdir]
         if request.memory is not None:
             options += ["--memory", str(int(request.memory))]
         if request.memory_swap is not None:
@@ -266,13 +290,19 @@ class EngineAdapter(Adapter):
     # -- lifecycle -------------------------------------------------------
 
     def prepare(self, ctx: Context) -> None:
-        image = ctx.image
-        if image is None:
+        if ctx.image is None:
             raise HarnessError("no probe image was built before preparing the runtimes")
+        self._ensure_image(ctx.image)
+
+    def _ensure_image(self, image: ProbeImage) -> None:
+        """Import an image of the harness into the engine unless it is there already."""
+        if image.reference in self._imported:
+            return
         present = commands.run(
             [self.binary, "image", "inspect", image.reference], timeout=60, check=False
         )
         if present.returncode == 0:
+            self._imported.add(image.reference)
             return
 
         tar = subprocess.Popen(
@@ -298,13 +328,14 @@ class EngineAdapter(Adapter):
                 result.stdout,
                 result.stderr,
             )
-        log.info("imported the probe image %s into %s", image.reference, self.profile.engine)
+        self._imported.add(image.reference)
+        log.info("imported the image %s into %s", image.reference, self.profile.engine)
 
     def launch(
         self, ctx: Context, request: Request, argv: Sequence[str], env: dict[str, str]
     ) -> Launched:
-        if ctx.image is None:
-            raise HarnessError("no probe image was built before launching a container")
+        image = ctx.image_for(request)
+        self._ensure_image(image)
         if request.device_write_bps is not None or request.device_read_bps is not None:
             self.storage_device(ctx)
         name = ctx.container_name(self.name)
@@ -323,12 +354,12 @@ class EngineAdapter(Adapter):
             name,
             "--label",
             f"isobench.run={ctx.run_id}",
-            *self._runtime_flags(),
+            *self._runtime_flags(request),
             *self.run_options(request),
         ]
         for key, value in env.items():
             run_argv += ["--env", f"{key}={value}"]
-        run_argv += [ctx.image.reference, *argv]
+        run_argv += [image.reference, *argv]
         process = popen(run_argv)
         return Launched(name=name, process=process, argv=run_argv, entries=[entry])
 
@@ -346,6 +377,18 @@ class EngineAdapter(Adapter):
         command = [self.binary, "exec", "--detach", launched.name, *argv]
         launched.commands.append(shlex.join(command))
         commands.run(command, timeout=60)
+
+    def exec_output(self, ctx: Context, launched: Launched, argv: Sequence[str]) -> str:
+        command = [self.binary, "exec", launched.name, *argv]
+        launched.commands.append(shlex.join(command))
+        return commands.run(command, timeout=60).stdout
+
+    def stop(self, ctx: Context, launched: Launched, grace_s: float) -> None:
+        # The engines take whole seconds; round up so the grace period is not shortened.
+        seconds = str(math.ceil(grace_s))
+        command = [self.binary, "stop", "--time", seconds, launched.name]
+        launched.commands.append(shlex.join(command))
+        commands.run(command, timeout=grace_s + 60)
 
     def exit_state(self, ctx: Context, launched: Launched) -> dict[str, str]:
         inspect = [self.binary, "inspect", "--format", "{{json .State}}", launched.name]

@@ -15,6 +15,7 @@ import signal
 import subprocess
 from collections.abc import Sequence
 
+from isobench import commands
 from isobench.errors import HarnessError
 from isobench.model import Request
 from isobench.runtimes.base import Adapter, Availability, Context, Launched, popen
@@ -34,20 +35,21 @@ class HostAdapter(Adapter):
     def launch(
         self, ctx: Context, request: Request, argv: Sequence[str], env: dict[str, str]
     ) -> Launched:
-        if ctx.image is None:
-            raise HarnessError("no probe image was built before launching a process")
-        rootfs = ctx.image.rootfs
+        rootfs = ctx.image_for(request).rootfs
         resolved = []
-        for arg in argv:
+        for position, arg in enumerate(argv):
             inside = rootfs / arg.lstrip("/")
-            if arg.startswith(("/bin/", "/isobench/")) and inside.exists():
+            image_path = arg.startswith(("/bin/", "/isobench/")) or (
+                position == 0 and arg.startswith("/")
+            )
+            if image_path and inside.exists():
                 resolved.append(str(inside))
             else:
                 resolved.append(arg)
 
+        # The request's environment is not applied either: only the harness's own.
         environment = dict(os.environ)
         environment["PATH"] = f"{rootfs / 'bin'}:{environment.get('PATH', '')}"
-        environment.update(dict(request.env))
         environment.update(env)
         if resolved and "/" not in resolved[0] and (rootfs / "bin" / resolved[0]).exists():
             resolved[0] = str(rootfs / "bin" / resolved[0])
@@ -79,6 +81,25 @@ class HostAdapter(Adapter):
         )
         launched.groups.append(child.pid)
         launched.commands.append(shlex.join(resolved))
+
+    def stop(self, ctx: Context, launched: Launched, grace_s: float) -> None:
+        group = launched.process.pid
+        launched.commands.append(f"kill -TERM -{group}; sleep {grace_s:g}; kill -KILL -{group}")
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGTERM)
+        try:
+            launched.process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
+
+    def exec_output(self, ctx: Context, launched: Launched, argv: Sequence[str]) -> str:
+        if ctx.image is None:
+            raise HarnessError("no probe image was built before starting a process")
+        binary = ctx.image.rootfs / "bin" / argv[0]
+        resolved = [str(binary) if binary.exists() else argv[0], *argv[1:]]
+        launched.commands.append(shlex.join(resolved))
+        return commands.run(resolved, timeout=60).stdout
 
     def reap(self, ctx: Context, launched: Launched) -> None:
         """End every process the command left, as a container's end would."""

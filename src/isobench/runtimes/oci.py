@@ -7,6 +7,8 @@ import logging
 import os
 import shlex
 import shutil
+import stat
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +16,7 @@ from typing import Any
 
 from isobench import commands
 from isobench.errors import HarnessError, IsobenchError
-from isobench.model import CAPABILITIES, MASKED_PATHS, READONLY_PATHS, Request
+from isobench.model import CAPABILITIES, MASKED_PATHS, READONLY_PATHS, RLIMITS, Request
 from isobench.probe import cgroups, host
 from isobench.runtimes.base import Adapter, Availability, Context, Launched, popen
 
@@ -134,6 +136,38 @@ def _passwd_gid(passwd: str, uid: int) -> int:
     return 0
 
 
+def host_bounding_set() -> list[str]:
+    """Return the capabilities of this process's bounding set: what privileged may grant."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("CapBnd:"):
+            bits = int(line.split()[1], 16)
+            return [name for number, name in enumerate(CAPABILITIES) if bits >> number & 1]
+    return list(CAPABILITIES)
+
+
+def device_entry(path: str) -> dict[str, Any]:
+    """Describe a host device node for ``linux.devices``; a missing node is a HarnessError."""
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise HarnessError(f"the device {path} cannot be added: {exc.strerror}") from None
+    if stat.S_ISCHR(info.st_mode):
+        kind = "c"
+    elif stat.S_ISBLK(info.st_mode):
+        kind = "b"
+    else:
+        raise HarnessError(f"{path} is not a device node, so it cannot be added as a device")
+    return {
+        "path": path,
+        "type": kind,
+        "major": os.major(info.st_rdev),
+        "minor": os.minor(info.st_rdev),
+        "fileMode": stat.S_IMODE(info.st_mode),
+        "uid": 0,
+        "gid": 0,
+    }
+
+
 def build_config(
     request: Request,
     argv: Sequence[str],
@@ -141,9 +175,14 @@ def build_config(
     rootfs: str = "rootfs",
     passwd: str = "",
     device: tuple[str, int, int] | None = None,
+    host_caps: Sequence[str] = CAPABILITIES,
 ) -> dict[str, Any]:
-    """Write the OCI ``config.json`` for ``request``, mirroring ``runc spec``'s defaults."""
-    caps = set(DEFAULT_CAPABILITIES)
+    """Write the OCI ``config.json`` for ``request``, mirroring ``runc spec``'s defaults.
+
+    ``host_caps`` is what a privileged request gets: the engines grant every
+    capability, which fails where the host's bounding set lacks some.
+    """
+    caps = set(host_caps) if request.privileged else set(DEFAULT_CAPABILITIES)
     drops = {_capability(c) for c in request.cap_drop}
     if "CAP_ALL" in drops:
         caps.clear()
@@ -181,12 +220,22 @@ def build_config(
     if request.userns == "private":
         namespaces.append({"type": "user"})
 
+    confined = request.masked_paths == "default" and not request.privileged
+    resources = _resources(request, device)
     linux: dict[str, Any] = {
         "namespaces": namespaces,
-        "maskedPaths": list(MASKED_PATHS),
-        "readonlyPaths": list(READONLY_PATHS),
-        "resources": _resources(request, device),
+        "maskedPaths": list(MASKED_PATHS) if confined else [],
+        "readonlyPaths": list(READONLY_PATHS) if confined else [],
+        "resources": resources,
     }
+    devices = [device_entry(path) for path in request.devices]
+    if devices:
+        linux["devices"] = devices
+    if request.privileged:
+        resources["devices"] = [{"allow": True, "access": "rwm"}]
+    for entry in devices:
+        rule = {"allow": True, "access": "rwm", "type": entry["type"]}
+        resources["devices"].append({**rule, "major": entry["major"], "minor": entry["minor"]})
     if request.userns == "private":
         mapping = [{"containerID": 0, "hostID": USERNS_HOST_ID, "size": USERNS_SIZE}]
         linux["uidMappings"] = mapping
@@ -246,6 +295,19 @@ def build_config(
             }
         )
 
+    for mount in request.mounts:
+        options = ["rbind", "ro"] if mount.read_only else ["rbind"]
+        bind = {"destination": mount.target, "type": "bind", "source": mount.source}
+        mounts.append({**bind, "options": options})
+    if request.privileged:
+        for entry in mounts:
+            if entry["destination"] in ("/sys", "/sys/fs/cgroup"):
+                entry["options"] = [o for o in entry.get("options", []) if o != "ro"]
+
+    rlimits = {"nofile": {"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}}
+    for limit in request.ulimits:
+        rlimits[limit.name] = {"type": RLIMITS[limit.name], "hard": limit.hard, "soft": limit.soft}
+
     config: dict[str, Any] = {
         "ociVersion": "1.0.2",
         "process": {
@@ -253,17 +315,17 @@ def build_config(
             "user": {"uid": uid, "gid": gid},
             "args": list(argv),
             "env": environment,
-            "cwd": "/",
+            "cwd": request.workdir or "/",
             "capabilities": {
                 "bounding": cap_list,
                 "effective": cap_list,
                 "permitted": cap_list,
             },
-            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "rlimits": list(rlimits.values()),
             # runc spec's default is true; a request may turn it off.
             "noNewPrivileges": request.no_new_privs is not False,
         },
-        "root": {"path": rootfs, "readonly": False},
+        "root": {"path": rootfs, "readonly": request.read_only},
         "hostname": request.hostname or "isobench",
         "mounts": mounts,
         "linux": linux,
@@ -321,6 +383,11 @@ class OciAdapter(Adapter):
         return Availability(True, version=version, details={"binary": path})
 
     def unsupported(self, request: Request) -> str | None:
+        if request.init:
+            return (
+                f"{self.name} has no init process of its own; the engines add one "
+                "(docker-init, catatonit) in front of the command"
+            )
         for key, reason in self.profile.cannot.items():
             field_name, _, value = key.partition("=")
             if str(getattr(request, field_name)) == value:
@@ -330,21 +397,22 @@ class OciAdapter(Adapter):
     def launch(
         self, ctx: Context, request: Request, argv: Sequence[str], env: dict[str, str]
     ) -> Launched:
-        if ctx.image is None:
-            raise HarnessError("no probe image was built before launching a container")
+        image = ctx.image_for(request)
         name = ctx.container_name(self.name)
         bundle = ctx.bundle_root / name
         entries = [
             ctx.journal.record("bundle", str(bundle), ["rm", "-rf", str(bundle)], runtime=self.name)
         ]
         bundle.mkdir(parents=True)
-        shutil.copytree(ctx.image.rootfs, bundle / "rootfs", symlinks=True)
-        passwd_file = ctx.image.rootfs / "etc" / "passwd"
+        shutil.copytree(image.rootfs, bundle / "rootfs", symlinks=True)
+        passwd_file = image.rootfs / "etc" / "passwd"
         passwd = passwd_file.read_text() if passwd_file.exists() else ""
         device = None
         if request.device_write_bps is not None or request.device_read_bps is not None:
             device = self.storage_device(ctx)
-        config = build_config(request, argv, env, passwd=passwd, device=device)
+        config = build_config(
+            request, argv, env, passwd=passwd, device=device, host_caps=host_bounding_set()
+        )
         # A cgroup path of our own, so that what the runtime leaves (runsc does,
         # when a sandbox fails to start) can be found and removed.
         cgroup_path = f"/{name}"
@@ -400,6 +468,21 @@ class OciAdapter(Adapter):
         command = [*self._global(ctx), "exec", "--detach", launched.name, *argv]
         launched.commands.append(shlex.join(command))
         commands.run(command, timeout=60, output_to_files=True)
+
+    def exec_output(self, ctx: Context, launched: Launched, argv: Sequence[str]) -> str:
+        command = [*self._global(ctx), "exec", launched.name, *argv]
+        launched.commands.append(shlex.join(command))
+        return commands.run(command, timeout=60).stdout
+
+    def stop(self, ctx: Context, launched: Launched, grace_s: float) -> None:
+        kill = [*self._global(ctx), "kill", launched.name]
+        launched.commands.append(shlex.join([*kill, "TERM"]))
+        commands.run([*kill, "TERM"], timeout=60, check=False)
+        try:
+            launched.process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            launched.commands.append(shlex.join([*kill, "KILL"]))
+            commands.run([*kill, "KILL"], timeout=60, check=False)
 
     def storage_device(self, ctx: Context) -> tuple[str, int, int]:
         try:

@@ -15,7 +15,8 @@ from isobench import runtimes
 from isobench.errors import SuiteError
 from isobench.model import Request
 from isobench.probe.cgroups import CGROUP_FACTS, RUN_CGROUP_FACTS
-from isobench.probe.derive import DERIVED_FACTS, HOST_FACTS, PROBE_FACTS
+from isobench.probe.derive import DERIVED_FACTS, HOST_FACTS, PROBE_FACTS, PROCESS_FACTS
+from isobench.runtimes.faults import FAULTS
 from isobench.spec.schema import Check, FactCheck, HostRef, Matcher, RequestRef, RunCheck, Suite
 
 Path_ = tuple[str | int, ...]
@@ -266,6 +267,16 @@ def _check_references(check: Check, index: int, path: Path, lines: dict[Path_, i
                     f"unknown cgroup fact '{name}'; known: {', '.join(sorted(RUN_CGROUP_FACTS))}",
                 )
             matchers.append((("expect", "cgroup", name), matcher))
+        for name, matcher in check.expect.process.items():
+            if name not in PROCESS_FACTS:
+                fail(
+                    ("expect", "process", name),
+                    f"checks[{index}].expect.process.{name}",
+                    f"unknown process fact '{name}'; known: {', '.join(sorted(PROCESS_FACTS))}",
+                )
+            matchers.append((("expect", "process", name), matcher))
+        if check.expect.exec_stdout is not None:
+            matchers.append((("expect", "exec_stdout"), check.expect.exec_stdout))
         for position, arg in enumerate(check.run):
             for name in PLACEHOLDER.findall(arg):
                 if name not in HOST_FACTS:
@@ -306,7 +317,29 @@ def _check_references(check: Check, index: int, path: Path, lines: dict[Path_, i
                     f"invalid regular expression: {exc}",
                 )
 
+    for position, name in enumerate(check.requires_host):
+        if name not in HOST_FACTS:
+            fail(
+                ("requires_host", position),
+                f"checks[{index}].requires_host[{position}]",
+                f"unknown host fact '{name}'; known: {', '.join(sorted(HOST_FACTS))}",
+            )
+    for position, mount in enumerate(check.request.mounts):
+        for name in PLACEHOLDER.findall(mount.source):
+            if name not in HOST_FACTS:
+                fail(
+                    ("request", "mounts", position),
+                    f"checks[{index}].request.mounts[{position}].source",
+                    f"unknown placeholder '{{host.{name}}}'; host facts: "
+                    f"{', '.join(sorted(HOST_FACTS))}",
+                )
     for position, control in enumerate(check.controls):
+        if control.fault is not None and control.fault not in FAULTS:
+            fail(
+                ("controls", position),
+                f"checks[{index}].controls[{position}].fault",
+                f"unknown fault '{control.fault}'; known: {', '.join(sorted(FAULTS))}",
+            )
         names = [control.runtime] if control.runtime else control.runtimes
         for name in names:
             if name not in known_runtimes:

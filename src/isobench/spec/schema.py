@@ -145,7 +145,7 @@ class Deviation(BaseModel):
 
 
 class Control(BaseModel):
-    """A negative control: a runtime or request on which the check must fail."""
+    """A negative control: a runtime, request or adapter fault on which the check must fail."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -157,13 +157,24 @@ class Control(BaseModel):
         default_factory=list,
         description="Runtime rows on which the request control is run.",
     )
+    fault: str | None = Field(
+        default=None,
+        description="A known adapter bug (isobench.runtimes.faults), reproduced on the host "
+        "by the harness's own tests: for process-contract checks that every correct "
+        "runtime, the host included, passes.",
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> Control:
-        if (self.runtime is None) == (not self.request):
-            raise ValueError("a control names either 'runtime' or 'request' (with 'runtimes')")
+        kinds = [self.runtime is not None, bool(self.request), self.fault is not None]
+        if sum(kinds) != 1:
+            raise ValueError(
+                "a control names one of 'runtime', 'request' (with 'runtimes') or 'fault'"
+            )
         if self.request and not self.runtimes:
             raise ValueError("a request control needs 'runtimes' to run it on")
+        if self.runtimes and not self.request:
+            raise ValueError("'runtimes' goes with a 'request' control")
         return self
 
 
@@ -188,6 +199,14 @@ class RunExpect(BaseModel):
         default_factory=dict,
         description="Values that the command printed as 'isobench-value NAME VALUE' lines.",
     )
+    process: dict[str, Matcher] = Field(
+        default_factory=dict,
+        description="Facts of the container's first process read on the host side while it "
+        "ran (hostside.zombies, hostside.uid).",
+    )
+    exec_stdout: Matcher | None = Field(
+        default=None, description="The output of the process started through exec with wait."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -201,8 +220,12 @@ class RunExpect(BaseModel):
     @model_validator(mode="after")
     def _something(self) -> RunExpect:
         nothing = self.exit_code is None and self.stdout is None and self.stderr is None
+        nothing = nothing and self.exec_stdout is None and not self.process
         if nothing and not self.host and not self.cgroup and not self.values:
-            raise ValueError("set at least one of exit_code, stdout, stderr, host, cgroup, values")
+            raise ValueError(
+                "set at least one of exit_code, stdout, stderr, exec_stdout, host, cgroup, "
+                "process, values"
+            )
         return self
 
 
@@ -218,6 +241,17 @@ class CheckBase(BaseModel):
         min_length=1, description="Negative controls: where the check must fail."
     )
     deviations: list[Deviation] = Field(default_factory=list)
+    requires_path: str | None = Field(
+        default=None,
+        pattern=r"^/",
+        description="A path the check is about: where it does not exist inside the "
+        "container, the check is a skip with that reason.",
+    )
+    requires_host: list[str] = Field(
+        default_factory=list,
+        description="Host facts that must be non-empty, such as lsm.mac: where one is empty, "
+        "the check is a skip with that reason.",
+    )
     timeout_s: float = Field(default=60.0, gt=0, le=3600, description="Time limit in seconds.")
 
     @field_validator("id")
@@ -244,6 +278,29 @@ class ExecSpec(BaseModel):
 
     argv: list[str] = Field(min_length=1, description="The command's argv.")
     count: int = Field(default=1, ge=1, le=32, description="How many to start.")
+    wait: bool = Field(
+        default=False,
+        description="Run one process to its end and judge its output with exec_stdout.",
+    )
+
+    @model_validator(mode="after")
+    def _one_when_waited(self) -> ExecSpec:
+        if self.wait and self.count != 1:
+            raise ValueError("'wait' runs one process: leave 'count' at 1")
+        return self
+
+
+class StopSpec(BaseModel):
+    """Stop the container while its command runs, as the engines' stop does."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    after_s: float = Field(
+        default=2.0, ge=0, le=60, description="Seconds after the command starts."
+    )
+    grace_s: float = Field(
+        default=3.0, ge=0, le=60, description="Seconds between SIGTERM and SIGKILL."
+    )
 
 
 class RunCheck(CheckBase):
@@ -260,7 +317,23 @@ class RunCheck(CheckBase):
         description="A second container with this request runs the same command at the "
         "same time, for checks of how two containers share a resource (cg.cpu.share).",
     )
+    stdin: str | None = Field(default=None, description="Text written to the command's stdin.")
+    stop: StopSpec | None = Field(
+        default=None,
+        description="Stop the container (SIGTERM, then SIGKILL after the grace period) while "
+        "the command runs; the exit code is the container's.",
+    )
     expect: RunExpect = Field(description="Expectations on exit code, output and host facts.")
+
+    @model_validator(mode="after")
+    def _compatible(self) -> RunCheck:
+        if self.expect.exec_stdout is not None and not (self.exec and self.exec.wait):
+            raise ValueError("'expect.exec_stdout' needs 'exec' with 'wait: true'")
+        if self.stop is not None and (self.exec is not None or self.alongside is not None):
+            raise ValueError("'stop' cannot be combined with 'exec' or 'alongside'")
+        if self.stdin is not None and (self.stop is not None or self.expect.cgroup or self.exec):
+            raise ValueError("'stdin' goes with a command that runs to its end by itself")
+        return self
 
 
 def _check_kind(data: Any) -> str | None:
