@@ -166,7 +166,10 @@ def test_docker_runtime_flags() -> None:
 
 
 def test_docker_runsc_runtime_flag() -> None:
-    assert EngineAdapter(DOCKER, oci_runtime="runsc")._runtime_flags(Request()) == ["--runtime", "runsc"]
+    assert EngineAdapter(DOCKER, oci_runtime="runsc")._runtime_flags(Request()) == [
+        "--runtime",
+        "runsc",
+    ]
 
 
 def test_podman_runtime_flags() -> None:
