@@ -283,10 +283,10 @@ class Harness:
             self.start()
             missing = [name for name in check.requires_host if not self.host_facts.get(name)]
             if missing:
+                described = ", ".join(f"{name} ({HOST_FACTS[name]})" for name in missing)
                 return Verdict(
                     "skip",
-                    f"this host has no {', '.join(missing)} "
-                    f"({'; '.join(HOST_FACTS[name] for name in missing)})",
+                    f"the check needs host facts that are empty here: {described}",
                     request=request,
                 )
             request = self._bind(request)
@@ -518,7 +518,8 @@ class Harness:
         assert check.alongside is not None
         with ThreadPoolExecutor(max_workers=2) as pool:
             first = pool.submit(self.run_held, adapter, request, argv, check.timeout_s)
-            second = pool.submit(self.run_held, adapter, check.alongside, argv, check.timeout_s)
+            other_request = self._bind(check.alongside)
+            second = pool.submit(self.run_held, adapter, other_request, argv, check.timeout_s)
             execution, exit_code, stdout = first.result()
             other, _, _ = second.result()
 
@@ -639,8 +640,8 @@ def _require_command(image: ProbeImage, command: str) -> None:
             return
     where = "" if command.startswith("/") else " (the image's PATH is /bin)"
     raise HarnessError(
-        f"the command '{command}' does not exist in the {image.kind} image{where}; "
-        "check the suite's 'run' argv"
+        f"the command '{command}' does not exist in the {image.kind} image{where}. "
+        "Check the 'run' argv of the check."
     )
 
 

@@ -198,7 +198,9 @@ def _python_record(
     callspec = getattr(item, "callspec", None)
     runtime = str(callspec.params.get("isobench_runtime", "")) if callspec is not None else ""
     module = getattr(item, "module", None)
-    controls = getattr(module, "NEGATIVE_CONTROLS", ())
+    function = getattr(item, "function", None)
+    # A test function may name its own negative controls instead of the module's.
+    controls = getattr(function, "negative_controls", getattr(module, "NEGATIVE_CONTROLS", ()))
     error = call.excinfo is not None and isinstance(
         call.excinfo.value, IsobenchError | StopExamples
     )
@@ -212,7 +214,6 @@ def _python_record(
     else:
         outcome, message = "pass", ""
     path, line, _ = item.location
-    function = getattr(item, "function", None)
     doc = (function.__doc__ or "") if function is not None else ""
     return Record(
         suite=Path(path).stem.removeprefix("test_"),

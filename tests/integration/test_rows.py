@@ -1,4 +1,4 @@
-"""The namespaces suite on the engines and OCI runtimes that must keep every guarantee."""
+"""Every YAML suite on the engines and OCI runtimes that must keep every guarantee."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.integration
 ACCEPTED = ("pass", "xfail", "skip")
 
 
-@pytest.mark.parametrize("suite", ["namespaces", "cgroups", "security"])
+@pytest.mark.parametrize("suite", ["namespaces", "cgroups", "security", "process"])
 @pytest.mark.parametrize("runtime", ["docker", "podman", "runc"])
 def test_row_keeps_guarantees(harness: Harness, runtime: str, suite: str) -> None:
     require_runtime(runtime)

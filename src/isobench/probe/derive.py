@@ -143,8 +143,8 @@ HOST_FACTS: dict[str, str] = {
     "marker.shm_key": "key of a SysV shared memory segment the harness makes on the host",
     "listener.port": "TCP port of a listener the harness opens on the host's 127.0.0.1",
     "marker.bind_dir": "a host directory whose subdirectory 'sub' is a writable tmpfs mount",
-    "lsm.mac": "the mandatory access control module the host enforces (apparmor, selinux), "
-    "or empty",
+    "lsm.mac": "the mandatory access control module the host enforces: apparmor, selinux, "
+    "or empty for neither",
     "start_at": "a time (epoch seconds) 3 s after a run check starts, the same for both "
     "containers of a check with 'alongside'",
 }

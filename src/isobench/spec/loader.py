@@ -324,15 +324,29 @@ def _check_references(check: Check, index: int, path: Path, lines: dict[Path_, i
                 f"checks[{index}].requires_host[{position}]",
                 f"unknown host fact '{name}'; known: {', '.join(sorted(HOST_FACTS))}",
             )
-    for position, mount in enumerate(check.request.mounts):
-        for name in PLACEHOLDER.findall(mount.source):
-            if name not in HOST_FACTS:
-                fail(
-                    ("request", "mounts", position),
-                    f"checks[{index}].request.mounts[{position}].source",
-                    f"unknown placeholder '{{host.{name}}}'; host facts: "
-                    f"{', '.join(sorted(HOST_FACTS))}",
-                )
+    # Mount sources may name host facts: in the request, in a request control and in
+    # the request of a container alongside.
+    mount_lists: list[tuple[Path_, str, list[Any]]] = [
+        (("request",), "request", list(check.request.mounts))
+    ]
+    for position, control in enumerate(check.controls):
+        mounts = control.request.get("mounts") if control.request else None
+        if isinstance(mounts, list):
+            where = ("controls", position, "request")
+            mount_lists.append((where, f"controls[{position}].request", mounts))
+    if isinstance(check, RunCheck) and check.alongside is not None:
+        mount_lists.append((("alongside",), "alongside", list(check.alongside.mounts)))
+    for where, label, mounts in mount_lists:
+        for position, mount in enumerate(mounts):
+            source = mount.get("source", "") if isinstance(mount, dict) else mount.source
+            for name in PLACEHOLDER.findall(str(source)):
+                if name not in HOST_FACTS:
+                    fail(
+                        (*where, "mounts", position),
+                        f"checks[{index}].{label}.mounts[{position}].source",
+                        f"unknown placeholder '{{host.{name}}}'; host facts: "
+                        f"{', '.join(sorted(HOST_FACTS))}",
+                    )
     for position, control in enumerate(check.controls):
         if control.fault is not None and control.fault not in FAULTS:
             fail(

@@ -331,8 +331,12 @@ class RunCheck(CheckBase):
             raise ValueError("'expect.exec_stdout' needs 'exec' with 'wait: true'")
         if self.stop is not None and (self.exec is not None or self.alongside is not None):
             raise ValueError("'stop' cannot be combined with 'exec' or 'alongside'")
-        if self.stdin is not None and (self.stop is not None or self.expect.cgroup or self.exec):
-            raise ValueError("'stdin' goes with a command that runs to its end by itself")
+        held = self.expect.cgroup or self.expect.process or self.exec or self.alongside
+        if self.stdin is not None and (self.stop is not None or held):
+            raise ValueError(
+                "'stdin' goes with a command that runs to its end by itself, without "
+                "'stop', 'exec', 'alongside' or cgroup and process expectations"
+            )
         return self
 
 
