@@ -26,25 +26,13 @@ from isobench.runtimes.oci import (
     device_entry,
     host_bounding_set,
 )
+from tests.unit.test_engine_options import value_of, values_of
 
 ARGV = ["/isobench/probe.sh"]
 BIND = Mount(source="/srv/data", target="/data")
 READ_ONLY_BIND = Mount(source="/srv/data", target="/data", read_only=True)
 #: /dev/null is character device 1:3 on Linux, which test_dev_null_major_minor checks here.
 NULL_DEVICE = ("c", 1, 3)
-
-
-def value_of(options: list[str], flag: str) -> str | None:
-    """Return the value after the only ``flag`` in ``options``, or None when it is absent."""
-    positions = [index for index, option in enumerate(options) if option == flag]
-    if not positions:
-        return None
-    assert len(positions) == 1, f"{flag} is given {len(positions)} times in {options}"
-    return options[positions[0] + 1]
-
-
-def values_of(options: list[str], flag: str) -> list[str]:
-    return [options[index + 1] for index, option in enumerate(options) if option == flag]
 
 
 def config_for(request: Request, **kwargs: Any) -> dict[str, Any]:

@@ -251,30 +251,20 @@ def _check_references(check: Check, index: int, path: Path, lines: dict[Path_, i
             for name in ("exit_code", "stdout", "stderr")
             if (matcher := getattr(check.expect, name)) is not None
         ]
-        for name, matcher in check.expect.host.items():
-            if name not in HOST_FACTS:
-                fail(
-                    ("expect", "host", name),
-                    f"checks[{index}].expect.host.{name}",
-                    f"unknown host fact '{name}'; known: {', '.join(sorted(HOST_FACTS))}",
-                )
-            matchers.append((("expect", "host", name), matcher))
-        for name, matcher in check.expect.cgroup.items():
-            if name not in RUN_CGROUP_FACTS:
-                fail(
-                    ("expect", "cgroup", name),
-                    f"checks[{index}].expect.cgroup.{name}",
-                    f"unknown cgroup fact '{name}'; known: {', '.join(sorted(RUN_CGROUP_FACTS))}",
-                )
-            matchers.append((("expect", "cgroup", name), matcher))
-        for name, matcher in check.expect.process.items():
-            if name not in PROCESS_FACTS:
-                fail(
-                    ("expect", "process", name),
-                    f"checks[{index}].expect.process.{name}",
-                    f"unknown process fact '{name}'; known: {', '.join(sorted(PROCESS_FACTS))}",
-                )
-            matchers.append((("expect", "process", name), matcher))
+        named_facts = (
+            ("host", "host fact", check.expect.host, HOST_FACTS),
+            ("cgroup", "cgroup fact", check.expect.cgroup, RUN_CGROUP_FACTS),
+            ("process", "process fact", check.expect.process, PROCESS_FACTS),
+        )
+        for key, kind, expected, known in named_facts:
+            for name, matcher in expected.items():
+                if name not in known:
+                    fail(
+                        ("expect", key, name),
+                        f"checks[{index}].expect.{key}.{name}",
+                        f"unknown {kind} '{name}'; known: {', '.join(sorted(known))}",
+                    )
+                matchers.append((("expect", key, name), matcher))
         if check.expect.exec_stdout is not None:
             matchers.append((("expect", "exec_stdout"), check.expect.exec_stdout))
         for position, arg in enumerate(check.run):
