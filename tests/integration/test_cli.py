@@ -254,6 +254,7 @@ def test_missing_binary_is_error(tmp_path: Path) -> None:
 
 
 def test_interrupt_leaves_nothing(tmp_path: Path) -> None:
+    # The cgroups suite runs for a minute, so the interrupt lands while checks still run.
     require_runtime("docker")
     require_runtime("podman")
     out = tmp_path / "run"
@@ -270,7 +271,7 @@ def test_interrupt_leaves_nothing(tmp_path: Path) -> None:
             "--runtime",
             "runc",
             "--suite",
-            "namespaces",
+            "cgroups",
             "--out",
             str(out),
         ],
@@ -435,7 +436,7 @@ def test_repeated_interrupts_leave_nothing(tmp_path: Path) -> None:
             "--runtime",
             "runc",
             "--suite",
-            "namespaces",
+            "cgroups",
             "--out",
             str(out),
         ],
