@@ -2,7 +2,7 @@
 # container runtimes, starts dockerd and creates .venv (scripts/setup-host.sh).
 BIN := .venv/bin
 
-.PHONY: setup venv test compare lint clean
+.PHONY: setup venv test compare bench lint clean
 
 setup:
 	bash scripts/setup-host.sh
@@ -18,6 +18,11 @@ test: setup
 # The verdicts are the report's content, so they do not fail the target.
 compare: setup
 	$(BIN)/isobench run --all --no-gate
+
+# The benchmarks on every available runtime, beside the same work run natively;
+# they take the host alone, so nothing else should run meanwhile.
+bench: setup
+	$(BIN)/isobench run --bench
 
 lint: venv
 	$(BIN)/ruff check .

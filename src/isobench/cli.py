@@ -21,7 +21,9 @@ from typing import Any
 
 import pytest
 
-from isobench import __version__, images, journal, runtimes
+from isobench import __version__, images, journal, runlock, runtimes
+from isobench.bench.samples import SAMPLES_FILE
+from isobench.bench.stats import write_summary
 from isobench.errors import IsobenchError, UsageError
 from isobench.plugin import check_out_dir
 from isobench.results import (
@@ -111,6 +113,33 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Exit 0 once the report is written, whatever the verdicts (for "
         "comparison reports); usage errors and interrupts still exit non-zero.",
+    )
+    run.add_argument(
+        "--bench",
+        action="store_true",
+        help="Run the benchmarks (benchmarks/bench_*.py) instead of the suites, alone on "
+        "this host: startup by phase, concurrency, I/O, CPU and memory against native.",
+    )
+    run.add_argument(
+        "--bench-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="Directory of benchmark modules (default: ./benchmarks).",
+    )
+    run.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="With --bench: measured rounds of each benchmark (default: 10).",
+    )
+    run.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        metavar="N",
+        help="With --bench: warm-up rounds, run first and left out of the statistics (default: 2).",
     )
     run.add_argument(
         "--pytest-arg",
@@ -209,7 +238,29 @@ def _choose_runtimes(args: argparse.Namespace) -> list[str]:
     return chosen
 
 
+def _bench_paths(args: argparse.Namespace) -> list[Path]:
+    """Check the options of a benchmark run and return its modules."""
+    if args.suite:
+        raise UsageError(
+            "--bench runs the benchmarks alone; run the suites in a separate 'isobench run'"
+        )
+    parallel = [a for a in args.pytest_arg if a in ("-n", "--numprocesses") or a.startswith("-n")]
+    if parallel or any(a.startswith("--numprocesses") for a in args.pytest_arg):
+        raise UsageError("benchmarks never run in parallel: remove -n from --pytest-arg")
+    directory = args.bench_dir or Path("benchmarks")
+    if not directory.is_dir():
+        raise UsageError(f"benchmark directory {directory} not found; pass --bench-dir DIR")
+    paths = sorted(directory.glob("bench_*.py"))
+    if not paths:
+        raise UsageError(f"no benchmark modules (bench_*.py) in {directory}")
+    return paths
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    if (args.rounds is not None or args.warmup is not None) and not args.bench:
+        raise UsageError("--rounds and --warmup go with --bench")
+    if args.bench:
+        return _run(args, _bench_paths(args), args.bench_dir or Path("benchmarks"))
     suites_dir = args.suites_dir or _default_suites_dir()
     if not suites_dir.is_dir():
         raise UsageError(f"suite directory {suites_dir} not found; pass --suites-dir DIR")
@@ -221,7 +272,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     for path in suite_paths:
         if path.suffix == ".yaml":
             load_suite(path)
+    return _run(args, suite_paths, suites_dir)
+
+
+def _run(args: argparse.Namespace, paths: list[Path], root: Path) -> int:
+    """Run suites or benchmark modules through pytest and render the run directory."""
     chosen = _choose_runtimes(args)
+    if args.bench:
+        # The host runs the same work natively in every benchmark, as the floor.
+        chosen = [name for name in chosen if name != CONTROL_RUNTIME]
+        if not chosen:
+            raise UsageError(
+                "benchmarks need a container runtime: the host is measured natively in each one"
+            )
+    lock = runlock.RunLock(exclusive=args.bench)
+    lock.acquire()
+    try:
+        return _run_locked(args, paths, root, chosen)
+    finally:
+        lock.release()
+
+
+def _run_locked(args: argparse.Namespace, paths: list[Path], root: Path, chosen: list[str]) -> int:
 
     run_id = new_run_id()
     link = None
@@ -232,7 +304,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = out.resolve()
     check_out_dir(out)
 
-    pytest_args = [str(p) for p in suite_paths]
+    pytest_args = [str(p) for p in paths]
     # The report contains every failure with its evidence, so pytest prints only
     # progress here; --pytest-arg=--tb=short brings its failure listing back.
     pytest_args += ["-p", "no:cacheprovider", "--isobench-out", str(out), "-q", "--tb=no"]
@@ -240,14 +312,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     # The CLI imports isobench before pytest starts, so pytest cannot rewrite
     # its asserts; isobench has no asserts that need it.
     pytest_args += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
-    pytest_args += ["--rootdir", str(suites_dir.resolve().parent)]
+    pytest_args += ["--rootdir", str(root.resolve().parent)]
+    if args.bench:
+        pytest_args += ["--isobench-bench", "--benchmark-json", str(out / "pytest-benchmark.json")]
+        if args.rounds is not None:
+            pytest_args += ["--isobench-rounds", str(args.rounds)]
+        if args.warmup is not None:
+            pytest_args += ["--isobench-warmup", str(args.warmup)]
     for name in chosen:
         pytest_args += ["--runtime", name]
     if args.keyword:
         pytest_args += ["-k", args.keyword]
     pytest_args += args.pytest_arg
 
-    names = [p.stem.removeprefix("test_") for p in suite_paths]
+    names = [p.stem.removeprefix("test_") for p in paths]
     log.info("running %s on %s", ", ".join(names), ", ".join(chosen))
     os.environ["ISOBENCH_CLI"] = "1"  # the CLI renders the report itself
     code = pytest.main(pytest_args)
@@ -268,6 +346,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from isobench.report import render
 
+    if args.bench and (out / SAMPLES_FILE).exists():
+        write_summary(out)
     written = render(out)
     _print_outcome(out)
     print(f"run directory: {out}")

@@ -3,6 +3,8 @@
 The probe image holds busybox with its applet links, a shell and the probe
 script. The static image holds one file, the busybox binary as /busybox,
 and no shell, like the distroless and scratch images many services ship in.
+The benchmark image is the probe image plus the host's fio and every shared
+library it links, copied at the host's paths, since fio is not static.
 
 There is no registry to pull from, so the rootfs is built locally, named by
 a hash of its content, and imported into each engine that needs it.
@@ -64,11 +66,13 @@ def _is_static(path: Path) -> bool:
     return "statically linked" in result.stdout or "static-pie" in result.stdout
 
 
-def content_tag(busybox: Path) -> str:
+def content_tag(busybox: Path, extra: Path | None = None) -> str:
     digest = hashlib.sha256()
     digest.update(RECIPE_VERSION.encode())
     digest.update(busybox.read_bytes())
     digest.update(probe.script_text().encode())
+    if extra is not None:
+        digest.update(extra.read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -82,6 +86,52 @@ def build_static_image(base: Path | None = None) -> ProbeImage:
     return _build("static", base)
 
 
+def build_bench_image(base: Path | None = None) -> ProbeImage:
+    """Build (or reuse) the benchmark image: the probe image plus fio and its libraries."""
+    return _build("bench", base)
+
+
+def find_fio() -> Path:
+    """Return the host's fio binary."""
+    configured = os.environ.get("ISOBENCH_FIO")
+    found = configured or shutil.which("fio")
+    if not found or not Path(found).is_file():
+        raise UsageError(
+            "fio not found; install it with 'apt-get install fio' or run 'make setup'"
+            + (f" (ISOBENCH_FIO is {configured})" if configured else "")
+        )
+    return Path(found)
+
+
+def shared_libraries(binary: Path) -> list[Path]:
+    """Return the shared libraries a dynamically linked binary loads, its loader included."""
+    output = commands.run(["ldd", str(binary)], timeout=30).stdout
+    return parse_ldd(output)
+
+
+def parse_ldd(output: str) -> list[Path]:
+    """Return the library paths of ldd(1) output (the vDSO has none)."""
+    found = []
+    for line in output.splitlines():
+        words = line.split()
+        if "=>" in words:
+            after = words[words.index("=>") + 1 :]
+            if after and after[0].startswith("/"):
+                found.append(Path(after[0]))
+        elif words and words[0].startswith("/"):
+            found.append(Path(words[0]))
+    return found
+
+
+def _add_fio(rootfs: Path) -> None:
+    """Copy fio and each library it links into the rootfs, at the host's paths."""
+    fio = find_fio()
+    for source in [fio, *shared_libraries(fio)]:
+        target = rootfs / str(source).lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source.resolve(), target)
+
+
 def _build(kind: str, base: Path | None) -> ProbeImage:
     busybox = find_busybox()
     if not _is_static(busybox):
@@ -89,7 +139,7 @@ def _build(kind: str, base: Path | None) -> ProbeImage:
             f"{busybox} is dynamically linked and cannot run inside the image; "
             "install 'busybox-static' or set ISOBENCH_BUSYBOX to a static busybox"
         )
-    tag = content_tag(busybox)
+    tag = content_tag(busybox, find_fio() if kind == "bench" else None)
     root = (base or cache_dir() / "images") / f"{kind}-{tag}"
     rootfs = root / "rootfs"
     if (root / "complete").exists():
@@ -106,6 +156,8 @@ def _build(kind: str, base: Path | None) -> ProbeImage:
         shutil.copy2(busybox, partial / "rootfs" / STATIC_BINARY.lstrip("/"))
     else:
         _lay_out(partial / "rootfs", busybox)
+    if kind == "bench":
+        _add_fio(partial / "rootfs")
     partial.rename(root)
     (root / "complete").write_text(tag + "\n")
     return ProbeImage(rootfs, tag, kind)

@@ -199,10 +199,10 @@ class Request(BaseModel):
     workdir: str | None = Field(
         default=None, pattern=r"^/", description="Working directory of the process."
     )
-    image: Literal["probe", "static"] = Field(
+    image: Literal["probe", "static", "bench"] = Field(
         default="probe",
-        description="The probe image (busybox and a shell), or the static image: one "
-        "static binary, /busybox, and no shell.",
+        description="The probe image (busybox and a shell), the static image (one static "
+        "binary, /busybox, and no shell), or the benchmark image (the probe image and fio).",
     )
 
     memory: ByteSize | None = Field(

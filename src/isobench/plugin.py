@@ -22,10 +22,12 @@ from typing import Any
 
 import pytest
 
-from isobench import runtimes
+from isobench import runlock, runtimes
+from isobench.bench.samples import SampleWriter
 from isobench.checks import Harness, StopExamples, Verdict, to_record
 from isobench.errors import IsobenchError, SuiteError, UsageError
 from isobench.results import RESULTS_FILE, Record, RunDirectory, new_run_id
+from isobench.runlock import RunLock
 from isobench.spec.loader import LoadedCheck, load_suite
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="Run directory for run.json and results.jsonl (default: reports/runs/RUN_ID).",
     )
+    group.addoption(
+        "--isobench-bench",
+        action="store_true",
+        default=False,
+        help="Benchmark run: take the host-wide run lock alone, and refuse parallel workers.",
+    )
+    group.addoption(
+        "--isobench-rounds",
+        type=int,
+        default=10,
+        metavar="N",
+        help="Measured rounds of each benchmark (default: 10).",
+    )
+    group.addoption(
+        "--isobench-warmup",
+        type=int,
+        default=2,
+        metavar="N",
+        help="Warm-up rounds of each benchmark, run first and left out of the statistics "
+        "(default: 2).",
+    )
 
 
 class IsobenchSession:
@@ -79,6 +102,12 @@ class IsobenchSession:
         self.suites: list[dict[str, Any]] = []
         self._old_sigterm: Any = None
         self._interrupted = False
+        self.bench = bool(config.getoption("isobench_bench"))
+        if self.bench and (config.getoption("numprocesses", None) or 0):
+            raise UsageError(
+                "benchmarks never run in parallel: remove -n (pytest-xdist) from the arguments"
+            )
+        self.lock: RunLock | None = None
 
     @property
     def runtime_names(self) -> list[str]:
@@ -100,6 +129,11 @@ class IsobenchSession:
     def ensure_started(self) -> Harness:
         """Create the run directory and harness when the first check needs them."""
         if self.harness is None:
+            # The CLI takes the run lock before pytest starts; workers of pytest-xdist
+            # share their controller's.
+            if runlock.held() is None and not hasattr(self.config, "workerinput"):
+                self.lock = RunLock(exclusive=self.bench)
+                self.lock.acquire()
             self.run_dir = RunDirectory(self.out_dir, self.run_id)
             self.run_dir.start(sys.argv, self.suites)
             for name in self.runtime_names:
@@ -169,6 +203,8 @@ class IsobenchSession:
             left = self.harness.close()
             if left:
                 log.warning("could not remove: %s; run 'isobench clean'", ", ".join(left))
+        if self.lock is not None:
+            self.lock.release()
         if self.run_dir is not None:
             if interrupted:
                 status = "interrupted"
@@ -246,6 +282,24 @@ def _failure_text(longrepr: str) -> str:
 def isobench_harness(request: pytest.FixtureRequest) -> Harness:
     """Return the run's harness, for Python suites that start containers themselves."""
     return request.config.stash[session_key].ensure_started()
+
+
+@pytest.fixture
+def isobench_samples(request: pytest.FixtureRequest) -> SampleWriter:
+    """Return the writer of the run's samples.jsonl, for benchmark modules."""
+    state = request.config.stash[session_key]
+    state.ensure_started()
+    return SampleWriter(state.out_dir)
+
+
+@pytest.fixture
+def isobench_rounds(request: pytest.FixtureRequest) -> tuple[int, int]:
+    """Return the measured and the warm-up rounds of each benchmark."""
+    rounds = int(request.config.getoption("isobench_rounds"))
+    warmup = int(request.config.getoption("isobench_warmup"))
+    if rounds < 1 or warmup < 0:
+        raise UsageError(f"rounds must be 1 or more and warm-up 0 or more (got {rounds}, {warmup})")
+    return rounds, warmup
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -11,6 +11,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from isobench.bench import stats
+from isobench.bench.stats import SAMPLES_FILE
 from isobench.errors import UsageError
 from isobench.model import CAPABILITIES
 from isobench.report import frames, render
@@ -892,3 +894,433 @@ def test_html_posture_section(run_dir: Path) -> None:
     assert "<code>CAP_SYS_MODULE</code>" in section
     assert "cap_add=(&#39;NET_BIND_SERVICE&#39;,)" in section
     assert "<tr><th>seccomp mode</th><td>0 (disabled)</td><td>2 (filter)</td></tr>" in section
+
+
+# samples.jsonl
+
+
+def bench_sample(
+    value: float,
+    runtime: str,
+    benchmark: str,
+    metric: str,
+    unit: str,
+    warmup: bool = False,
+    **params: Any,
+) -> dict[str, Any]:
+    return {
+        "benchmark": benchmark,
+        "runtime": runtime,
+        "metric": metric,
+        "unit": unit,
+        "value": value,
+        "round": 0,
+        "warmup": warmup,
+        "params": params,
+    }
+
+
+def startup_samples() -> list[dict[str, Any]]:
+    """Return docker create in network none (0.1, 0.2 and 0.3 s), runc create in network
+    default (one sample after one warm-up), and the native true floor (10, 20 and 30 ms)."""
+    records = []
+    for value in (0.1, 0.2, 0.3):
+        records.append(bench_sample(value, "docker", "startup", "create", "s", network="none"))
+        records.append(bench_sample(value / 10, "native", "startup", "true", "s", network="none"))
+    records.append(
+        bench_sample(9.0, "runc", "startup", "create", "s", warmup=True, network="default")
+    )
+    records.append(bench_sample(0.5, "runc", "startup", "create", "s", network="default"))
+    return records
+
+
+def other_samples() -> list[dict[str, Any]]:
+    """Return one or two samples of each of the concurrency, io, cpu and memory benchmarks."""
+    return [
+        bench_sample(0.8, "docker", "concurrency", "latency", "s", concurrency=8),
+        bench_sample(0.2, "docker", "concurrency", "latency", "s", concurrency=2),
+        bench_sample(10.0, "docker", "concurrency", "throughput", "containers/s", concurrency=2),
+        bench_sample(1000.0, "native", "io", "seqread", "MiB/s", target="rootfs"),
+        bench_sample(800.0, "docker", "io", "seqread", "MiB/s", target="rootfs"),
+        bench_sample(12962.0, "docker", "io", "randread", "IOPS", target="tmpfs"),
+        bench_sample(2.0, "native", "cpu", "workload", "s"),
+        bench_sample(2.5, "runsc", "cpu", "workload", "s"),
+        bench_sample(51848.0, "runc", "memory", "pss_per_container", "KiB", containers=10),
+        bench_sample(518480.0, "runc", "memory", "pss_total", "KiB", containers=10),
+    ]
+
+
+def write_samples(
+    run_dir: Path, records: list[dict[str, Any]], lines: tuple[str, ...] = ()
+) -> Path:
+    """Write samples.jsonl with one line per record, followed by ``lines`` as they are."""
+    text = "".join(json.dumps(record) + "\n" for record in records)
+    text += "".join(line + "\n" for line in lines)
+    (run_dir / SAMPLES_FILE).write_text(text, encoding="utf-8")
+    return run_dir
+
+
+def benchmarks_section(summary: str) -> str:
+    return summary.split("## Benchmarks", 1)[1]
+
+
+def part(section: str, title: str) -> str:
+    return section.split(f"### {title}\n", 1)[1].split("\n### ", 1)[0]
+
+
+def test_benchmarks_missing_samples(run_dir: Path) -> None:
+    paths = render(run_dir)
+    summary = paths["summary.md"].read_text(encoding="utf-8")
+    html = paths["index.html"].read_text(encoding="utf-8")
+
+    assert "benchmarks.csv" not in paths
+    assert not (run_dir / "benchmarks.csv").exists()
+    assert "Benchmarks" not in summary
+    assert "Benchmarks" not in html
+
+
+def test_benchmarks_section_last(run_dir: Path) -> None:
+    write_posture(run_dir, posture_records())
+    summary = summary_of(write_samples(run_dir, startup_samples()))
+
+    assert summary.index("## Security posture") < summary.index("## Benchmarks")
+
+
+def test_benchmarks_intro_counts(run_dir: Path) -> None:
+    section = benchmarks_section(summary_of(write_samples(run_dir, startup_samples())))
+
+    assert "Statistics of 7 samples. Warm-up samples left out of the statistics: 1." in section
+    assert "percentile method, 9999 resamples, fixed seed" in section
+
+
+def test_startup_table_rows(run_dir: Path) -> None:
+    section = benchmarks_section(summary_of(write_samples(run_dir, startup_samples())))
+    startup = part(section, "Startup")
+
+    assert "| runtime | network | phase | unit | median | p95 | p99 | 95 % CI | n |" in startup
+    assert "| `runc` | default | `create` | s | 0.5 | 0.5 | 0.5 | - | 1 |" in startup
+    assert "| `docker` | none | `create` | s | 0.2 | 0.29 | 0.298 | 0.1 to 0.3 | 3 |" in startup
+
+
+def test_startup_native_floor_last(run_dir: Path) -> None:
+    section = benchmarks_section(summary_of(write_samples(run_dir, startup_samples())))
+    startup = part(section, "Startup")
+    runtimes = re.findall(r"^\| `([\w+]+)` \|", startup, flags=re.MULTILINE)
+
+    assert runtimes == ["runc", "docker", "native"]
+    assert "| `native` | none | `true` | s | 0.02 | 0.029 | 0.0298 | 0.01 to 0.03 | 3 |" in startup
+    assert "The native rows are the floor without a container" in startup
+
+
+def test_startup_network_modes_stated(run_dir: Path) -> None:
+    section = benchmarks_section(summary_of(write_samples(run_dir, startup_samples())))
+
+    assert "Network modes: default, none. The network column gives the mode of each row." in (
+        part(section, "Startup")
+    )
+
+
+def test_startup_single_network_mode(run_dir: Path) -> None:
+    records = [r for r in startup_samples() if r["params"]["network"] == "none"]
+
+    section = benchmarks_section(summary_of(write_samples(run_dir, records)))
+
+    assert "Network mode of the containers: none." in part(section, "Startup")
+
+
+def test_startup_warmup_only_row(run_dir: Path) -> None:
+    records = [bench_sample(0.4, "runc", "startup", "exit", "s", warmup=True, network="none")]
+
+    section = benchmarks_section(summary_of(write_samples(run_dir, records)))
+
+    assert "| `runc` | none | `exit` | s | - | - | - | - | 0 |" in section
+
+
+def test_concurrency_table_rows(run_dir: Path) -> None:
+    section = benchmarks_section(summary_of(write_samples(run_dir, other_samples())))
+    concurrency = part(section, "Concurrency")
+
+    assert (
+        "| runtime | concurrency | latency median (s) | latency p95 (s) | latency 95 % CI | n "
+        "| throughput median (containers/s) | n |"
+    ) in concurrency
+    assert "| `docker` | 2 | 0.2 | 0.2 | - | 1 | 10 | 1 |" in concurrency
+    assert "| `docker` | 8 | 0.8 | 0.8 | - | 1 | - | - |" in concurrency
+    assert concurrency.index("| `docker` | 2 |") < concurrency.index("| `docker` | 8 |")
+
+
+def test_io_table_ratio(run_dir: Path) -> None:
+    section = benchmarks_section(summary_of(write_samples(run_dir, other_samples())))
+    io_part = part(section, "I/O")
+
+    assert "| target | job | runtime | unit | median | native median | ratio | n |" in io_part
+    assert "| rootfs | `seqread` | `docker` | MiB/s | 800 | 1000 | 0.80 | 1 |" in io_part
+    assert "| tmpfs | `randread` | `docker` | IOPS | 12962 | - | - | 1 |" in io_part
+    assert "a ratio below 1 is worse than native" in io_part
+    assert "`native`" not in io_part
+
+
+def test_cpu_table_ratio(run_dir: Path) -> None:
+    section = benchmarks_section(summary_of(write_samples(run_dir, other_samples())))
+    cpu = part(section, "CPU")
+
+    assert "| `runsc` | `workload` | s | 2.5 | 2 | 1.25 | 1 |" in cpu
+    assert "a ratio above 1 is worse than native" in cpu
+
+
+def test_memory_table_rows(run_dir: Path) -> None:
+    section = benchmarks_section(summary_of(write_samples(run_dir, other_samples())))
+    memory = part(section, "Memory")
+
+    assert "| runtime | containers | PSS per container median (KiB) | 95 % CI | n |" in memory
+    assert "| `runc` | 10 | 51848 | - | 1 | 518480 |" in memory
+
+
+def test_benchmarks_only_present_parts(run_dir: Path) -> None:
+    records = [r for r in other_samples() if r["benchmark"] == "cpu"]
+
+    section = benchmarks_section(summary_of(write_samples(run_dir, records)))
+    headings = re.findall(r"^### (.+)$", section, flags=re.MULTILINE)
+
+    assert headings == ["CPU"]
+
+
+def test_benchmarks_all_parts_in_order(run_dir: Path) -> None:
+    section = benchmarks_section(
+        summary_of(write_samples(run_dir, other_samples() + startup_samples()))
+    )
+    headings = re.findall(r"^### (.+)$", section, flags=re.MULTILINE)
+
+    assert headings == ["Startup", "Concurrency", "I/O", "CPU", "Memory"]
+
+
+def test_benchmarks_other_benchmark_noted(run_dir: Path) -> None:
+    records = [bench_sample(1.0, "runc", "network", "rtt", "s")]
+
+    section = benchmarks_section(summary_of(write_samples(run_dir, records)))
+
+    assert "benchmarks without a table here (network) are only in benchmarks.csv" in section
+    assert "###" not in section
+
+
+def test_benchmarks_empty_samples(run_dir: Path) -> None:
+    paths = render(write_samples(run_dir, []))
+    section = benchmarks_section(paths["summary.md"].read_text(encoding="utf-8"))
+    csv = pd.read_csv(paths["benchmarks.csv"])
+
+    assert "> **samples.jsonl contains no samples.**" in section
+    assert "###" not in section
+    assert csv.empty
+    assert list(csv.columns)[:4] == ["benchmark", "runtime", "metric", "unit"]
+
+
+def test_benchmarks_malformed_line(run_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    write_samples(run_dir, startup_samples(), lines=("not json", "{}"))
+    path = run_dir / SAMPLES_FILE
+
+    paths = render(run_dir)
+    summary = paths["summary.md"].read_text(encoding="utf-8")
+    section = benchmarks_section(summary)
+    html = paths["index.html"].read_text(encoding="utf-8")
+
+    assert "samples.jsonl:9: invalid JSON (Expecting value at column 1)" in section
+    assert "The benchmark tables are left out." in section
+    assert "###" not in section
+    assert f"{path}:9: invalid JSON" in html
+    assert f"{path}:9: invalid JSON" in caplog.text
+    assert "| `core/pid-ns` | pass | FAIL | - | - |" in summary
+
+
+def test_benchmarks_invalid_sample(run_dir: Path) -> None:
+    record = {**startup_samples()[0], "value": "fast"}
+
+    section = benchmarks_section(summary_of(write_samples(run_dir, [record])))
+
+    assert "samples.jsonl:1: invalid sample: 'value' must be a finite number" in section
+
+
+def test_benchmarks_summary_rows_capped(run_dir: Path) -> None:
+    records = [
+        bench_sample(0.1, "runc", "startup", f"phase-{number}", "s", network="none")
+        for number in range(205)
+    ]
+
+    section = benchmarks_section(summary_of(write_samples(run_dir, records)))
+
+    assert "`phase-199`" in section
+    assert "`phase-200`" not in section
+    assert "5 more rows in benchmarks.csv and index.html." in section
+
+
+def test_benchmarks_csv_tidy(run_dir: Path) -> None:
+    paths = render(write_samples(run_dir, startup_samples() + other_samples()))
+    csv = pd.read_csv(paths["benchmarks.csv"])
+    rows = csv.set_index(["benchmark", "runtime", "metric"])
+
+    assert paths["benchmarks.csv"] == run_dir / "benchmarks.csv"
+    assert len(csv) == 13
+    assert list(csv.columns)[4:8] == [
+        "params.network",
+        "params.concurrency",
+        "params.target",
+        "params.containers",
+    ]
+    assert rows.loc[("startup", "docker", "create"), "median"] == pytest.approx(0.2)
+    assert rows.loc[("startup", "runc", "create"), "warmup_count"] == 1
+    assert rows.loc[("io", "docker", "seqread"), "ratio_to_native"] == pytest.approx(0.8)
+    assert rows.loc[("io", "docker", "seqread"), "worse_when"] == "lower"
+    assert pd.isna(rows.loc[("cpu", "runsc", "workload"), "params.network"])
+    assert pd.isna(rows.loc[("cpu", "runsc", "workload"), "median_ci_low"])
+
+
+def test_benchmarks_csv_out_dir(run_dir: Path, tmp_path: Path) -> None:
+    out_dir = tmp_path / "report"
+
+    paths = render(write_samples(run_dir, startup_samples()), out_dir)
+
+    assert paths["benchmarks.csv"] == out_dir / "benchmarks.csv"
+    assert not (run_dir / "benchmarks.csv").exists()
+
+
+def test_html_benchmarks_section(run_dir: Path) -> None:
+    html = html_of(write_samples(run_dir, startup_samples() + other_samples()))
+    section = html.split("<h2>Benchmarks</h2>", 1)[1]
+
+    assert '<h3 id="benchmarks-startup">Startup</h3>' in section
+    assert '<h3 id="benchmarks-memory">Memory</h3>' in section
+    assert (
+        "<tr><td><code>docker</code></td><td>none</td><td><code>create</code></td><td>s</td>"
+        '<td class="count">0.2</td>'
+    ) in section
+    assert '<td class="count">0.1 to 0.3</td>' in section
+
+
+def test_html_startup_plot(run_dir: Path) -> None:
+    html = html_of(write_samples(run_dir, startup_samples()))
+    section = html.split("<h2>Benchmarks</h2>", 1)[1]
+    match = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', section)
+
+    assert match is not None
+    assert base64.b64decode(match.group(1)).startswith(b"\x89PNG\r\n\x1a\n")
+    assert section.index("data:image/png") < section.index('<table class="benchmarks">')
+
+
+def test_html_no_startup_plot_without_startup(run_dir: Path) -> None:
+    html = html_of(write_samples(run_dir, other_samples()))
+    section = html.split("<h2>Benchmarks</h2>", 1)[1]
+
+    assert "data:image/png" not in section
+
+
+def test_html_no_startup_plot_for_warmups_only(run_dir: Path) -> None:
+    records = [bench_sample(0.4, "runc", "startup", "exit", "s", warmup=True, network="none")]
+
+    html = html_of(write_samples(run_dir, records))
+
+    assert "data:image/png" not in html.split("<h2>Benchmarks</h2>", 1)[1]
+
+
+def test_html_benchmarks_escapes(run_dir: Path) -> None:
+    records = [bench_sample(1.0, SCRIPT, "cpu", "workload", "s")]
+
+    html = html_of(write_samples(run_dir, records))
+
+    assert "<script" not in html
+    assert "<code>&lt;script&gt;" in html
+
+
+def benchmark_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    return frames.benchmark_summaries(
+        summary.to_dict() for summary in stats.summarize_samples(records)
+    )
+
+
+def test_benchmark_summaries_columns() -> None:
+    df = benchmark_frame(startup_samples() + other_samples())
+
+    assert list(df.columns) == [
+        "benchmark",
+        "runtime",
+        "metric",
+        "unit",
+        "params.network",
+        "params.concurrency",
+        "params.target",
+        "params.containers",
+        *frames.SUMMARY_VALUE_COLUMNS,
+    ]
+    assert df["params.concurrency"].tolist()[3:6] == [8, 2, 2]
+    assert df["params.concurrency"][0] is None
+
+
+def test_benchmark_summaries_empty() -> None:
+    df = frames.benchmark_summaries([])
+
+    assert df.empty
+    assert list(df.columns) == [*frames.SUMMARY_KEY_COLUMNS, *frames.SUMMARY_VALUE_COLUMNS]
+
+
+def test_startup_table_order() -> None:
+    records = [
+        bench_sample(0.1, "native", "startup", "unshare", "s", network="none"),
+        bench_sample(0.1, "docker", "startup", "run_rm", "s", network="none"),
+        bench_sample(0.1, "docker", "startup", "create", "s", network="none"),
+        bench_sample(0.1, "native", "startup", "true", "s", network="none"),
+        bench_sample(0.1, "runc", "startup", "create", "s", network="none"),
+    ]
+
+    table = frames.startup_table(benchmark_frame(records), ["runc", "docker"])
+
+    assert list(zip(table["runtime"], table["phase"], strict=True)) == [
+        ("runc", "create"),
+        ("docker", "create"),
+        ("docker", "run_rm"),
+        ("native", "true"),
+        ("native", "unshare"),
+    ]
+
+
+def test_concurrency_table_numeric_order() -> None:
+    records = [
+        bench_sample(0.1, "docker", "concurrency", "latency", "s", concurrency=8),
+        bench_sample(0.1, "docker", "concurrency", "latency", "s", concurrency=10),
+        bench_sample(0.1, "docker", "concurrency", "latency", "s", concurrency=2),
+    ]
+
+    table = frames.concurrency_table(benchmark_frame(records))
+
+    assert table["concurrency"].tolist() == [2, 8, 10]
+    assert table["throughput_median"].isna().all()
+
+
+def test_io_table_order_and_ratio() -> None:
+    records = [
+        bench_sample(5.0, "runc", "io", "fsync", "IOPS", target="tmpfs"),
+        bench_sample(10.0, "native", "io", "fsync", "IOPS", target="tmpfs"),
+        bench_sample(50.0, "runc", "io", "seqwrite", "MiB/s", target="bind"),
+        bench_sample(60.0, "runc", "io", "seqread", "MiB/s", target="bind"),
+    ]
+
+    table = frames.io_table(benchmark_frame(records))
+
+    assert list(zip(table["target"], table["job"], strict=True)) == [
+        ("bind", "seqread"),
+        ("bind", "seqwrite"),
+        ("tmpfs", "fsync"),
+    ]
+    assert table["ratio_to_native"].tolist()[2] == 0.5
+    assert table["native_median"].tolist()[2] == 10.0
+
+
+def test_memory_table_pairs_metrics() -> None:
+    records = [
+        bench_sample(1000.0, "runc", "memory", "pss_total", "KiB", containers=50),
+        bench_sample(20.0, "runc", "memory", "pss_per_container", "KiB", containers=50),
+        bench_sample(30.0, "runc", "memory", "pss_per_container", "KiB", containers=1),
+    ]
+
+    table = frames.memory_table(benchmark_frame(records))
+
+    assert table["containers"].tolist() == [1, 50]
+    assert table["pss_per_container_median"].tolist() == [30.0, 20.0]
+    assert table["pss_total_median"].isna().tolist() == [True, False]

@@ -4,6 +4,8 @@
 that frame: the outcome of each check on each runtime, and the number of each
 outcome per runtime. ``posture`` reads the posture records, and
 ``capability_table`` and ``value_table`` are its views per request.
+``benchmark_summaries`` has one row per summary of the benchmark samples, and
+``startup_table`` to ``cpu_table`` are its views per benchmark.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
+from isobench.bench.fio import JOB_METRICS
+from isobench.bench.stats import IO_TARGETS, NATIVE_RUNTIME, STARTUP_PHASES, STAT_FIELDS
 from isobench.model import CAPABILITIES
 from isobench.results import OUTCOMES, Record
 
@@ -298,3 +302,266 @@ def value_table(posture: Posture, request: str, runtimes: Sequence[str] = ()) ->
     cells = dict(zip(zip(rows["name"], rows["runtime"], strict=True), rows["value"], strict=True))
     data = [[cells.get((name, runtime)) for runtime in columns] for name in index]
     return pd.DataFrame(data, index=index, columns=columns, dtype=object)
+
+
+# samples.jsonl, through the summaries of isobench.bench.stats
+
+#: The columns of ``benchmark_summaries`` before the ``params.<key>`` columns.
+SUMMARY_KEY_COLUMNS = ("benchmark", "runtime", "metric", "unit")
+#: The columns after the ``params.<key>`` columns.
+SUMMARY_VALUE_COLUMNS = (
+    "warmup_count",
+    *STAT_FIELDS,
+    "native_median",
+    "ratio_to_native",
+    "worse_when",
+)
+PARAM_COLUMN_PREFIX = "params."
+_SUMMARY_TEXT_COLUMNS = ("benchmark", "runtime", "metric", "unit", "worse_when")
+_SUMMARY_COUNT_COLUMNS = ("n", "warmup_count")
+
+
+def benchmark_summaries(summaries: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Build a tidy frame with one row per summary, from ``BenchmarkSummary.to_dict`` objects.
+
+    The columns are ``SUMMARY_KEY_COLUMNS``, one ``params.<key>`` column per
+    parameter in order of first appearance, then ``SUMMARY_VALUE_COLUMNS``. A
+    missing parameter is None, and a missing statistic is NaN.
+    """
+    rows = list(summaries)
+    keys: list[str] = []
+    for row in rows:
+        params = row.get("params")
+        if isinstance(params, Mapping):
+            keys += [str(key) for key in params if str(key) not in keys]
+
+    columns: dict[str, pd.Series] = {}
+    for name in SUMMARY_KEY_COLUMNS:
+        columns[name] = pd.Series([_text(row.get(name)) for row in rows], dtype=object)
+    for key in keys:
+        values = [_param_value(row.get("params"), key) for row in rows]
+        columns[PARAM_COLUMN_PREFIX + key] = pd.Series(values, dtype=object)
+    for name in SUMMARY_VALUE_COLUMNS:
+        values = [row.get(name) for row in rows]
+        if name in _SUMMARY_TEXT_COLUMNS:
+            columns[name] = pd.Series([_text(value) for value in values], dtype=object)
+        elif name in _SUMMARY_COUNT_COLUMNS:
+            columns[name] = pd.Series([int(value or 0) for value in values], dtype="int64")
+        else:
+            columns[name] = pd.Series(values, dtype="float64")
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(rows)))
+
+
+def _param_value(params: Any, key: str) -> Any:
+    return params.get(key) if isinstance(params, Mapping) else None
+
+
+def benchmark_runtimes(df: pd.DataFrame, runtimes: Sequence[str] = ()) -> list[str]:
+    """Return the runtimes of a summaries frame, ordered as in ``runtime_order``, native last."""
+    present = set(df["runtime"])
+    order = [runtime for runtime in runtime_order(df, runtimes) if runtime in present]
+    if NATIVE_RUNTIME in order:
+        order.remove(NATIVE_RUNTIME)
+        order.append(NATIVE_RUNTIME)
+    return order
+
+
+def _param(rows: pd.DataFrame, key: str) -> list[Any]:
+    column = PARAM_COLUMN_PREFIX + key
+    if column not in rows.columns:
+        return [None] * len(rows)
+    return list(rows[column])
+
+
+def _numbers_first(values: Iterable[Any]) -> list[Any]:
+    """Return the distinct values: numbers in ascending order, then the others by appearance."""
+    distinct = list(dict.fromkeys(values))
+    numbers = [value for value in distinct if isinstance(value, int | float)]
+    others = [value for value in distinct if not isinstance(value, int | float)]
+    return [*sorted(numbers), *others]
+
+
+def _sort_rows(frame: pd.DataFrame, orders: Sequence[tuple[str, Sequence[Any]]]) -> pd.DataFrame:
+    """Sort rows by each column in turn, by the position of the value in its order.
+
+    A value outside its order sorts after the values in it, in order of appearance.
+    """
+    positions = []
+    for column, order in orders:
+        known = {
+            value: index for index, value in enumerate(dict.fromkeys([*order, *frame[column]]))
+        }
+        positions.append([known[value] for value in frame[column]])
+    keys = list(zip(*positions, strict=True))
+    ordering = sorted(range(len(frame)), key=lambda row: keys[row])
+    return frame.iloc[ordering].reset_index(drop=True)
+
+
+def _select(df: pd.DataFrame, benchmark: str) -> pd.DataFrame:
+    return df[df["benchmark"] == benchmark].reset_index(drop=True)
+
+
+STARTUP_COLUMNS = (
+    "runtime",
+    "network",
+    "phase",
+    "unit",
+    "n",
+    "median",
+    "p95",
+    "p99",
+    "median_ci_low",
+    "median_ci_high",
+)
+
+
+def startup_table(df: pd.DataFrame, runtimes: Sequence[str] = ()) -> pd.DataFrame:
+    """Select the startup summaries: one row per runtime, network mode and phase.
+
+    The columns are ``STARTUP_COLUMNS``, where ``phase`` is the metric and
+    ``network`` is the network parameter (None when a summary has none). Rows
+    are ordered by ``benchmark_runtimes``, network mode in order of appearance
+    and ``STARTUP_PHASES``.
+    """
+    rows = _select(df, "startup")
+    table = pd.DataFrame(
+        {
+            "runtime": rows["runtime"],
+            "network": pd.Series(_param(rows, "network"), dtype=object),
+            "phase": rows["metric"],
+            **{name: rows[name] for name in STARTUP_COLUMNS[3:]},
+        },
+        columns=list(STARTUP_COLUMNS),
+    )
+    return _sort_rows(
+        table,
+        [
+            ("runtime", benchmark_runtimes(rows, runtimes)),
+            ("network", ()),
+            ("phase", STARTUP_PHASES),
+        ],
+    )
+
+
+def _side_by_side(
+    rows: pd.DataFrame, key: str, metrics: Mapping[str, Sequence[str]]
+) -> pd.DataFrame:
+    """Put the summaries of several metrics in one row per runtime and value of parameter ``key``.
+
+    ``metrics`` maps each metric to the summary columns to keep, which become
+    ``<metric>_<column>`` columns. A metric that a row lacks leaves NaN.
+    """
+    combined: dict[tuple[str, Any], dict[str, Any]] = {}
+    for record, value in zip(rows.to_dict("records"), _param(rows, key), strict=True):
+        metric = str(record["metric"])
+        if metric not in metrics:
+            continue
+        runtime = str(record["runtime"])
+        row = combined.setdefault((runtime, value), {"runtime": runtime, key: value})
+        for column in metrics[metric]:
+            row[f"{metric}_{column}"] = record[column]
+
+    names = [f"{metric}_{column}" for metric, columns in metrics.items() for column in columns]
+    data: dict[str, pd.Series] = {
+        "runtime": pd.Series([row["runtime"] for row in combined.values()], dtype=object),
+        key: pd.Series([row[key] for row in combined.values()], dtype=object),
+    }
+    for name in names:
+        values = [row.get(name) for row in combined.values()]
+        is_text = name.endswith("_unit")
+        data[name] = pd.Series(
+            [_text(value) for value in values] if is_text else values,
+            dtype=object if is_text else "float64",
+        )
+    return pd.DataFrame(data, index=pd.RangeIndex(len(combined)))
+
+
+CONCURRENCY_METRICS = {
+    "latency": ("unit", "n", "median", "p95", "median_ci_low", "median_ci_high"),
+    "throughput": ("unit", "n", "median"),
+}
+
+
+def concurrency_table(df: pd.DataFrame, runtimes: Sequence[str] = ()) -> pd.DataFrame:
+    """Put the concurrency summaries in one row per runtime and concurrency.
+
+    The columns are ``runtime``, ``concurrency`` and ``<metric>_<column>`` for
+    each pair of ``CONCURRENCY_METRICS``: latency per container and throughput per batch.
+    """
+    rows = _select(df, "concurrency")
+    table = _side_by_side(rows, "concurrency", CONCURRENCY_METRICS)
+    return _sort_rows(
+        table,
+        [
+            ("runtime", benchmark_runtimes(rows, runtimes)),
+            ("concurrency", _numbers_first(table["concurrency"])),
+        ],
+    )
+
+
+MEMORY_METRICS = {
+    "pss_per_container": ("unit", "n", "median", "median_ci_low", "median_ci_high"),
+    "pss_total": ("unit", "median"),
+}
+
+
+def memory_table(df: pd.DataFrame, runtimes: Sequence[str] = ()) -> pd.DataFrame:
+    """Put the memory summaries in one row per runtime and container count.
+
+    The columns are ``runtime``, ``containers`` and ``<metric>_<column>`` for
+    each pair of ``MEMORY_METRICS``.
+    """
+    rows = _select(df, "memory")
+    table = _side_by_side(rows, "containers", MEMORY_METRICS)
+    return _sort_rows(
+        table,
+        [
+            ("runtime", benchmark_runtimes(rows, runtimes)),
+            ("containers", _numbers_first(table["containers"])),
+        ],
+    )
+
+
+RATIO_COLUMNS = ("unit", "n", "median", "native_median", "ratio_to_native", "worse_when")
+IO_COLUMNS = ("target", "job", "runtime", *RATIO_COLUMNS)
+CPU_COLUMNS = ("runtime", "metric", *RATIO_COLUMNS)
+
+
+def io_table(df: pd.DataFrame, runtimes: Sequence[str] = ()) -> pd.DataFrame:
+    """Select the io summaries of the container runtimes, with the native median and ratio.
+
+    The columns are ``IO_COLUMNS``, where ``job`` is the fio job (the metric)
+    and ``target`` the target parameter. Rows are ordered by ``IO_TARGETS``,
+    ``JOB_METRICS`` and ``benchmark_runtimes``.
+    """
+    rows = _select(df, "io")
+    rows = rows[rows["runtime"] != NATIVE_RUNTIME].reset_index(drop=True)
+    table = pd.DataFrame(
+        {
+            "target": pd.Series(_param(rows, "target"), dtype=object),
+            "job": rows["metric"],
+            "runtime": rows["runtime"],
+            **{name: rows[name] for name in RATIO_COLUMNS},
+        },
+        columns=list(IO_COLUMNS),
+    )
+    return _sort_rows(
+        table,
+        [
+            ("target", IO_TARGETS),
+            ("job", tuple(JOB_METRICS)),
+            ("runtime", benchmark_runtimes(rows, runtimes)),
+        ],
+    )
+
+
+def cpu_table(df: pd.DataFrame, runtimes: Sequence[str] = ()) -> pd.DataFrame:
+    """Select the cpu summaries of the container runtimes, with the native median and ratio.
+
+    The columns are ``CPU_COLUMNS``. Rows are ordered by ``benchmark_runtimes``,
+    then metric in order of appearance.
+    """
+    rows = _select(df, "cpu")
+    rows = rows[rows["runtime"] != NATIVE_RUNTIME].reset_index(drop=True)
+    table = pd.DataFrame({name: rows[name] for name in CPU_COLUMNS}, columns=list(CPU_COLUMNS))
+    return _sort_rows(table, [("runtime", benchmark_runtimes(rows, runtimes)), ("metric", ())])

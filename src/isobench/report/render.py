@@ -5,7 +5,9 @@
 self-contained page with the same content, colored and with a plot.
 
 A run directory with a ``posture.jsonl`` also gets ``posture.csv`` and a
-"Security posture" section in ``summary.md`` and ``index.html``.
+"Security posture" section in ``summary.md`` and ``index.html``. One with a
+``samples.jsonl`` gets ``benchmarks.csv`` and a "Benchmarks" section, whose
+startup plot is only in ``index.html``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import base64
 import io
 import json
 import logging
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -24,11 +27,14 @@ from typing import Any
 
 import jinja2
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from isobench.errors import UsageError
+from isobench.bench import stats
+from isobench.bench.samples import SAMPLES_FILE, Sample
+from isobench.errors import HarnessError, UsageError
 from isobench.report import frames
 from isobench.results import RESULTS_FILE, RUN_FILE, read_run
 
@@ -38,6 +44,7 @@ RESULTS_CSV = "results.csv"
 MATRIX_CSV = "matrix.csv"
 POSTURE_FILE = "posture.jsonl"
 POSTURE_CSV = "posture.csv"
+BENCHMARKS_CSV = "benchmarks.csv"
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +91,11 @@ SUMMARY_COMMAND_CHARS = 500
 SUMMARY_MAX_POSTURE_REQUESTS = 20
 SUMMARY_MAX_POSTURE_ERRORS = 10
 SUMMARY_POSTURE_CELL_CHARS = 500
+
+# Cap on the rows of each benchmark table in summary.md. By estimate, a run of
+# the 5 runtime rows has 52 startup rows (5 phases in 2 network modes, and 2
+# native rows), so the cap matters only for samples outside the benchmark format.
+SUMMARY_MAX_BENCHMARK_ROWS = 200
 
 # Caps on index.html, which has no size limit but should open quickly.
 HTML_MAX_PROBLEMS = 1000
@@ -222,6 +234,36 @@ class PostureReport:
 
 
 @dataclass(frozen=True)
+class BenchmarkTable:
+    """One part of the benchmarks section, with its cells formatted for display."""
+
+    #: The benchmark, which is also the anchor of the part in index.html.
+    key: str
+    title: str
+    notes: list[str]
+    header: list[str]
+    #: The display of each column: "name" as code, "number" aligned right, "text" as it is.
+    kinds: list[str]
+    rows: list[list[str]]
+
+
+@dataclass(frozen=True)
+class BenchmarkReport:
+    """The benchmarks section, computed from samples.jsonl."""
+
+    #: One row per summary of ``frames.benchmark_summaries``; written to benchmarks.csv.
+    summaries: pd.DataFrame
+    #: ``frames.startup_table``, for the plot in index.html.
+    startup: pd.DataFrame
+    #: The parts of the benchmarks that have summaries, in the order of ``stats.BENCHMARKS``.
+    tables: list[BenchmarkTable]
+    intro: str
+    #: The message when samples.jsonl could not be read. The section then has no tables.
+    error: str
+    note: str
+
+
+@dataclass(frozen=True)
 class Report:
     """Everything that summary.md and index.html show, computed once from a run directory."""
 
@@ -240,6 +282,7 @@ class Report:
     control_note: str = ""
     deviations: list[Deviation] = field(default_factory=list)
     posture: PostureReport | None = None
+    benchmarks: BenchmarkReport | None = None
 
 
 def render(run_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
@@ -249,7 +292,8 @@ def render(run_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
     ``run_dir``. Returns the path of each file by file name. Raises
     ``UsageError`` when ``run_dir`` has no readable run.json. A missing or
     empty results.jsonl gives a report with a "no results" note. posture.csv
-    is written only when the run directory contains posture.jsonl.
+    is written only when the run directory contains posture.jsonl, and
+    benchmarks.csv only when it contains samples.jsonl.
     """
     report = load_report(run_dir)
     target = run_dir if out_dir is None else out_dir
@@ -268,6 +312,9 @@ def render(run_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
     if report.posture is not None:
         paths[POSTURE_CSV] = target / POSTURE_CSV
         report.posture.capabilities.to_csv(paths[POSTURE_CSV], index=False)
+    if report.benchmarks is not None:
+        paths[BENCHMARKS_CSV] = target / BENCHMARKS_CSV
+        report.benchmarks.summaries.to_csv(paths[BENCHMARKS_CSV], index=False)
     return paths
 
 
@@ -296,6 +343,7 @@ def load_report(run_dir: Path) -> Report:
         control_note=_control_note(frame),
         deviations=_deviations(frame),
         posture=_posture_report(run_dir, order),
+        benchmarks=_benchmark_report(run_dir, order),
     )
 
 
@@ -550,6 +598,300 @@ def _value_cell(name: str, value: str | None) -> str:
     return value
 
 
+# Benchmarks
+
+
+def _benchmark_report(run_dir: Path, runtimes: Sequence[str]) -> BenchmarkReport | None:
+    """Summarize samples.jsonl for the report, or return None when the run directory has none.
+
+    An invalid samples.jsonl gives a section with the error and no tables.
+    """
+    path = run_dir / SAMPLES_FILE
+    if not path.exists():
+        return None
+    try:
+        samples = stats.read_samples(path)
+        summaries = stats.summarize_samples(samples)
+    except HarnessError as exc:
+        log.warning("%s", exc)
+        empty = frames.benchmark_summaries([])
+        return BenchmarkReport(
+            summaries=empty,
+            startup=frames.startup_table(empty),
+            tables=[],
+            intro="",
+            error=f"{exc} The benchmark tables are left out.",
+            note="",
+        )
+
+    df = frames.benchmark_summaries(summary.to_dict() for summary in summaries)
+    startup = frames.startup_table(df, runtimes)
+    parts = [
+        _startup_part(startup),
+        _concurrency_part(frames.concurrency_table(df, runtimes)),
+        _io_part(frames.io_table(df, runtimes)),
+        _cpu_part(frames.cpu_table(df, runtimes)),
+        _memory_part(frames.memory_table(df, runtimes)),
+    ]
+    return BenchmarkReport(
+        summaries=df,
+        startup=startup,
+        tables=[part for part in parts if part is not None],
+        intro=_benchmark_intro(samples) if samples else "",
+        error="",
+        note=_benchmark_note(df, len(samples)),
+    )
+
+
+def _benchmark_intro(samples: Sequence[Sample]) -> str:
+    warmups = sum(1 for sample in samples if sample.warmup)
+    return (
+        f"Statistics of {len(samples) - warmups} samples. Warm-up samples left out of the "
+        f"statistics: {warmups}. The 95 % CI is the bootstrap confidence interval of the "
+        f"median ({stats.BOOTSTRAP_METHOD} method, {stats.BOOTSTRAP_RESAMPLES} resamples, "
+        f"fixed seed). It is left out below {stats.MIN_CI_SAMPLES} samples. A cell with "
+        f"{NO_RECORD_MARK} has no value. Every summary is in {BENCHMARKS_CSV}."
+    )
+
+
+def _benchmark_note(df: pd.DataFrame, sample_count: int) -> str:
+    if not sample_count:
+        return f"{SAMPLES_FILE} contains no samples."
+    others = [name for name in dict.fromkeys(df["benchmark"]) if name not in stats.BENCHMARKS]
+    if others:
+        return (
+            f"The summaries of benchmarks without a table here ({', '.join(others)}) "
+            f"are only in {BENCHMARKS_CSV}."
+        )
+    return ""
+
+
+def _startup_part(table: pd.DataFrame) -> BenchmarkTable | None:
+    if table.empty:
+        return None
+    notes = [_network_note(table["network"])]
+    if stats.NATIVE_RUNTIME in set(table["runtime"]):
+        notes.append(
+            f"The {stats.NATIVE_RUNTIME} rows are the floor without a container: true is a "
+            "fork and exec of /bin/true on the host, and unshare runs /bin/true in an "
+            "unshare of the same namespaces."
+        )
+    rows = [
+        [
+            str(row["runtime"]),
+            _param_text(row["network"]),
+            str(row["phase"]),
+            str(row["unit"]),
+            _number(row["median"]),
+            _number(row["p95"]),
+            _number(row["p99"]),
+            _interval(row["median_ci_low"], row["median_ci_high"]),
+            _count(row["n"]),
+        ]
+        for row in table.to_dict("records")
+    ]
+    return BenchmarkTable(
+        key="startup",
+        title="Startup",
+        notes=notes,
+        header=["runtime", "network", "phase", "unit", "median", "p95", "p99", "95 % CI", "n"],
+        kinds=["name", "text", "name", "text", *["number"] * 5],
+        rows=rows,
+    )
+
+
+def _network_note(networks: pd.Series) -> str:
+    modes = [str(mode) for mode in dict.fromkeys(networks) if mode is not None]
+    if not modes:
+        return "The samples record no network mode."
+    if len(modes) == 1:
+        return f"Network mode of the containers: {modes[0]}."
+    return f"Network modes: {', '.join(modes)}. The network column gives the mode of each row."
+
+
+def _concurrency_part(table: pd.DataFrame) -> BenchmarkTable | None:
+    if table.empty:
+        return None
+    latency = _units(table["latency_unit"])
+    throughput = _units(table["throughput_unit"])
+    rows = [
+        [
+            str(row["runtime"]),
+            _param_text(row["concurrency"]),
+            _number(row["latency_median"]),
+            _number(row["latency_p95"]),
+            _interval(row["latency_median_ci_low"], row["latency_median_ci_high"]),
+            _count(row["latency_n"]),
+            _number(row["throughput_median"]),
+            _count(row["throughput_n"]),
+        ]
+        for row in table.to_dict("records")
+    ]
+    return BenchmarkTable(
+        key="concurrency",
+        title="Concurrency",
+        notes=[
+            "Latency is the time of each container, and throughput is the rate of each "
+            "batch of containers started at once. n counts containers and batches."
+        ],
+        header=[
+            "runtime",
+            "concurrency",
+            f"latency median{latency}",
+            f"latency p95{latency}",
+            "latency 95 % CI",
+            "n",
+            f"throughput median{throughput}",
+            "n",
+        ],
+        kinds=["name", "number", *["number"] * 6],
+        rows=rows,
+    )
+
+
+def _io_part(table: pd.DataFrame) -> BenchmarkTable | None:
+    if table.empty:
+        return None
+    rows = [
+        [
+            _param_text(row["target"]),
+            str(row["job"]),
+            str(row["runtime"]),
+            str(row["unit"]),
+            _number(row["median"]),
+            _number(row["native_median"]),
+            _ratio(row["ratio_to_native"]),
+            _count(row["n"]),
+        ]
+        for row in table.to_dict("records")
+    ]
+    notes = [
+        "The ratio is the container median over the native median of the same fio job "
+        "on the same target."
+    ]
+    return BenchmarkTable(
+        key="io",
+        title="I/O",
+        notes=[*notes, *_ratio_notes(table["worse_when"])],
+        header=["target", "job", "runtime", "unit", "median", "native median", "ratio", "n"],
+        kinds=["text", "name", "name", "text", *["number"] * 4],
+        rows=rows,
+    )
+
+
+def _cpu_part(table: pd.DataFrame) -> BenchmarkTable | None:
+    if table.empty:
+        return None
+    rows = [
+        [
+            str(row["runtime"]),
+            str(row["metric"]),
+            str(row["unit"]),
+            _number(row["median"]),
+            _number(row["native_median"]),
+            _ratio(row["ratio_to_native"]),
+            _count(row["n"]),
+        ]
+        for row in table.to_dict("records")
+    ]
+    return BenchmarkTable(
+        key="cpu",
+        title="CPU",
+        notes=[
+            "The ratio is the container median over the native median.",
+            *_ratio_notes(table["worse_when"]),
+        ],
+        header=["runtime", "metric", "unit", "median", "native median", "ratio", "n"],
+        kinds=["name", "name", "text", *["number"] * 4],
+        rows=rows,
+    )
+
+
+def _memory_part(table: pd.DataFrame) -> BenchmarkTable | None:
+    if table.empty:
+        return None
+    per_container = _units(table["pss_per_container_unit"])
+    total = _units(table["pss_total_unit"])
+    rows = [
+        [
+            str(row["runtime"]),
+            _param_text(row["containers"]),
+            _number(row["pss_per_container_median"]),
+            _interval(
+                row["pss_per_container_median_ci_low"], row["pss_per_container_median_ci_high"]
+            ),
+            _count(row["pss_per_container_n"]),
+            _number(row["pss_total_median"]),
+        ]
+        for row in table.to_dict("records")
+    ]
+    return BenchmarkTable(
+        key="memory",
+        title="Memory",
+        notes=[
+            "PSS (proportional set size) per container and in total, by the number of "
+            "containers running at once."
+        ],
+        header=[
+            "runtime",
+            "containers",
+            f"PSS per container median{per_container}",
+            "95 % CI",
+            "n",
+            f"PSS total median{total}",
+        ],
+        kinds=["name", *["number"] * 5],
+        rows=rows,
+    )
+
+
+def _ratio_notes(worse_when: pd.Series) -> list[str]:
+    """Return one note per direction in ``worse_when`` on which ratios are worse than native."""
+    notes = {
+        "lower": "Higher is better for these rates, so a ratio below 1 is worse than native.",
+        "higher": "Lower is better here, so a ratio above 1 is worse than native.",
+    }
+    return [notes[direction] for direction in dict.fromkeys(worse_when) if direction in notes]
+
+
+def _units(units: pd.Series) -> str:
+    """Return " (unit)" for a header, with every distinct unit of the column, or ""."""
+    distinct = [str(unit) for unit in dict.fromkeys(units) if unit]
+    return f" ({', '.join(distinct)})" if distinct else ""
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _number(value: Any) -> str:
+    """Format a statistic: whole numbers from 1000 up, and 4 significant digits below."""
+    if _missing(value):
+        return NO_RECORD_MARK
+    number = float(value)
+    if abs(number) >= 1000:
+        return f"{number:.0f}"
+    return f"{number:.4g}"
+
+
+def _interval(low: Any, high: Any) -> str:
+    if _missing(low) or _missing(high):
+        return NO_RECORD_MARK
+    return f"{_number(low)} to {_number(high)}"
+
+
+def _ratio(value: Any) -> str:
+    return NO_RECORD_MARK if _missing(value) else f"{float(value):.2f}"
+
+
+def _count(value: Any) -> str:
+    return NO_RECORD_MARK if _missing(value) else str(int(value))
+
+
+def _param_text(value: Any) -> str:
+    return NO_RECORD_MARK if _missing(value) else str(value)
+
+
 def _problems(frame: pd.DataFrame) -> list[Problem]:
     expected_failure = frame["expected_to_fail"].astype(bool) & (frame["outcome"] == "fail")
     selected = frame[frame["outcome"].isin(PROBLEM_OUTCOMES) & ~expected_failure]
@@ -647,6 +989,7 @@ def summary_markdown(report: Report) -> str:
         _md_deviations(report),
         _md_skips(report),
         _md_posture(report.posture),
+        _md_benchmarks(report.benchmarks),
     ]
     return "\n\n".join(section for section in sections if section) + "\n"
 
@@ -846,6 +1189,34 @@ def _md_capability_table(table: CapabilityTable) -> str:
     return _md_table(header, rows)
 
 
+def _md_benchmarks(benchmarks: BenchmarkReport | None) -> str:
+    if benchmarks is None:
+        return ""
+    parts = ["## Benchmarks"]
+    for banner in (benchmarks.error, benchmarks.note):
+        if banner:
+            parts.append(f"> **{_md_text(banner)}**")
+    if benchmarks.intro:
+        parts.append(_md_text(benchmarks.intro))
+
+    for table in benchmarks.tables:
+        parts.append(f"### {table.title}")
+        parts += [_md_text(note) for note in table.notes]
+        rows = table.rows[:SUMMARY_MAX_BENCHMARK_ROWS]
+        cells = [
+            [
+                _md_code(cell) if kind == "name" else _md_text(cell)
+                for kind, cell in zip(table.kinds, row, strict=True)
+            ]
+            for row in rows
+        ]
+        parts.append(_md_table([_md_text(label) for label in table.header], cells))
+        hidden = len(table.rows) - len(rows)
+        if hidden > 0:
+            parts.append(f"{hidden} more rows in {BENCHMARKS_CSV} and {HTML_FILE}.")
+    return "\n\n".join(parts)
+
+
 def _request_text(request: str) -> str:
     return request or "(request not recorded)"
 
@@ -919,6 +1290,8 @@ def index_html(report: Report) -> str:
         no_set_mark=NO_SET_MARK,
         sets_legend=SETS_LEGEND,
         values_legend=VALUES_LEGEND,
+        benchmarks=report.benchmarks,
+        startup_plot=_plot_startup(report.benchmarks.startup) if report.benchmarks else "",
     )
 
 
@@ -991,3 +1364,67 @@ def _plot_totals(totals: pd.DataFrame) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _plot_startup(table: pd.DataFrame) -> str:
+    """Draw the startup medians as grouped bars with CI error bars and return a base64 PNG.
+
+    Returns "" when no row has a median. Each runtime and network mode is one
+    color, and the bars of each phase are centered on its tick. The y axis is
+    logarithmic when every median is positive, because the native floor can be
+    a thousand times shorter than a container start.
+    """
+    rows = [row for row in table.to_dict("records") if not _missing(row["median"])]
+    if not rows:
+        return ""
+    phases = list(dict.fromkeys(row["phase"] for row in rows))
+    series = list(dict.fromkeys((row["runtime"], row["network"]) for row in rows))
+    # For each phase, the series that have a bar there, in the order of ``series``.
+    in_phase = {
+        phase: [(r["runtime"], r["network"]) for r in rows if r["phase"] == phase]
+        for phase in phases
+    }
+    width = 0.8 / max(len(members) for members in in_phase.values())
+    several_modes = len({network for _, network in series}) > 1
+    # tab10 repeats after 10 colors, and 5 runtimes in 2 network modes plus native are 11.
+    palette = colormaps["tab10" if len(series) <= 10 else "tab20"]
+
+    figure = Figure(figsize=(max(6.0, 1.1 * len(phases) + 2.5), 4.5), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    for index, (runtime, network) in enumerate(series):
+        own = [row for row in rows if (row["runtime"], row["network"]) == (runtime, network)]
+        positions = []
+        for row in own:
+            members = in_phase[row["phase"]]
+            rank = members.index((runtime, network))
+            positions.append(phases.index(row["phase"]) + (rank - (len(members) - 1) / 2) * width)
+        medians = [float(row["median"]) for row in own]
+        lower = [_error_bar(row["median"], row["median_ci_low"]) for row in own]
+        upper = [_error_bar(row["median_ci_high"], row["median"]) for row in own]
+        label = f"{runtime} (network {network})" if several_modes else str(runtime)
+        color = palette(index % palette.N)
+        axes.bar(
+            positions, medians, width, yerr=[lower, upper], capsize=2, color=color, label=label
+        )
+
+    axes.set_xticks(range(len(phases)), phases)
+    unit = ", ".join(dict.fromkeys(str(row["unit"]) for row in rows))
+    if all(float(row["median"]) > 0 for row in rows):
+        axes.set_yscale("log")
+        axes.set_ylabel(f"median ({unit}), log scale")
+    else:
+        axes.set_ylabel(f"median ({unit})")
+    axes.set_title("Startup: median per phase, error bars at the 95 % CI of the median")
+    figure.legend(loc="outside right upper", frameon=False)
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _error_bar(upper: Any, lower: Any) -> float:
+    """Return ``upper - lower``, or 0 where the interval is missing."""
+    if _missing(upper) or _missing(lower):
+        return 0.0
+    return max(0.0, float(upper) - float(lower))

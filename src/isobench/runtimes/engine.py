@@ -16,6 +16,7 @@ from pathlib import Path
 
 from isobench import commands
 from isobench.errors import CommandFailed, HarnessError, IsobenchError
+from isobench.journal import Entry
 from isobench.model import Request
 from isobench.probe import host
 from isobench.runtimes.base import Adapter, Availability, Context, Launched, ProbeImage, popen
@@ -334,6 +335,22 @@ class EngineAdapter(Adapter):
     def launch(
         self, ctx: Context, request: Request, argv: Sequence[str], env: dict[str, str]
     ) -> Launched:
+        name, entry, run_argv = self.container_command(
+            ctx, request, ["run", "--interactive"], argv, env
+        )
+        process = popen(run_argv)
+        return Launched(name=name, process=process, argv=run_argv, entries=[entry])
+
+    def container_command(
+        self,
+        ctx: Context,
+        request: Request,
+        verb: Sequence[str],
+        argv: Sequence[str],
+        env: dict[str, str] | None = None,
+    ) -> tuple[str, Entry, list[str]]:
+        """Journal a new container and return its name, its journal entry and the command
+        ``BINARY VERB --name NAME ... IMAGE ARGV`` that makes it (run, create)."""
         image = ctx.image_for(request)
         self._ensure_image(image)
         if request.device_write_bps is not None or request.device_read_bps is not None:
@@ -346,10 +363,9 @@ class EngineAdapter(Adapter):
             runtime=self.name,
             absent=_ABSENT,
         )
-        run_argv = [
+        command = [
             self.binary,
-            "run",
-            "--interactive",
+            *verb,
             "--name",
             name,
             "--label",
@@ -357,11 +373,10 @@ class EngineAdapter(Adapter):
             *self._runtime_flags(request),
             *self.run_options(request),
         ]
-        for key, value in env.items():
-            run_argv += ["--env", f"{key}={value}"]
-        run_argv += [image.reference, *argv]
-        process = popen(run_argv)
-        return Launched(name=name, process=process, argv=run_argv, entries=[entry])
+        for key, value in (env or {}).items():
+            command += ["--env", f"{key}={value}"]
+        command += [image.reference, *argv]
+        return name, entry, command
 
     def host_pid(self, ctx: Context, launched: Launched) -> int | None:
         inspect = [self.binary, "inspect", "--format", "{{.State.Pid}}", launched.name]

@@ -16,6 +16,7 @@ from typing import Any
 
 from isobench import commands
 from isobench.errors import HarnessError, IsobenchError
+from isobench.journal import Entry
 from isobench.model import CAPABILITIES, MASKED_PATHS, READONLY_PATHS, RLIMITS, Request
 from isobench.probe import cgroups, host
 from isobench.runtimes.base import Adapter, Availability, Context, Launched, popen
@@ -353,7 +354,8 @@ class OciAdapter(Adapter):
     def state_root(self, ctx: Context) -> Path:
         return Path("/run/isobench") / self.name
 
-    def _global(self, ctx: Context) -> list[str]:
+    def global_argv(self, ctx: Context) -> list[str]:
+        """Return the runtime binary with its global options (state root, flags)."""
         return [self.binary, "--root", str(self.state_root(ctx)), *self.profile.global_flags]
 
     def availability(self) -> Availability:
@@ -397,6 +399,22 @@ class OciAdapter(Adapter):
     def launch(
         self, ctx: Context, request: Request, argv: Sequence[str], env: dict[str, str]
     ) -> Launched:
+        name, bundle, entries = self.prepare_bundle(ctx, request, argv, env)
+        run_argv = [*self.global_argv(ctx), "run", "--bundle", str(bundle), name]
+        process = popen(run_argv)
+        return Launched(
+            name=name,
+            process=process,
+            argv=run_argv,
+            entries=entries,
+            commands=[f"# config.json written to {bundle}"],
+        )
+
+    def prepare_bundle(
+        self, ctx: Context, request: Request, argv: Sequence[str], env: dict[str, str]
+    ) -> tuple[str, Path, list[Entry]]:
+        """Lay out a bundle for a new container; return its name, its directory and the
+        journal entries that remove the bundle, its cgroups and the container."""
         image = ctx.image_for(request)
         name = ctx.container_name(self.name)
         bundle = ctx.bundle_root / name
@@ -439,23 +457,15 @@ class OciAdapter(Adapter):
             ctx.journal.record(
                 "container",
                 name,
-                [*self._global(ctx), "delete", "--force", name],
+                [*self.global_argv(ctx), "delete", "--force", name],
                 runtime=self.name,
                 absent=_ABSENT,
             )
         )
-        run_argv = [*self._global(ctx), "run", "--bundle", str(bundle), name]
-        process = popen(run_argv)
-        return Launched(
-            name=name,
-            process=process,
-            argv=run_argv,
-            entries=entries,
-            commands=[f"# config.json written to {bundle}"],
-        )
+        return name, bundle, entries
 
     def host_pid(self, ctx: Context, launched: Launched) -> int | None:
-        state = [*self._global(ctx), "state", launched.name]
+        state = [*self.global_argv(ctx), "state", launched.name]
         result = commands.run(state, timeout=30, check=False)
         launched.commands.append(" ".join(state))
         try:
@@ -465,17 +475,17 @@ class OciAdapter(Adapter):
         return pid or None
 
     def exec_detached(self, ctx: Context, launched: Launched, argv: Sequence[str]) -> None:
-        command = [*self._global(ctx), "exec", "--detach", launched.name, *argv]
+        command = [*self.global_argv(ctx), "exec", "--detach", launched.name, *argv]
         launched.commands.append(shlex.join(command))
         commands.run(command, timeout=60, output_to_files=True)
 
     def exec_output(self, ctx: Context, launched: Launched, argv: Sequence[str]) -> str:
-        command = [*self._global(ctx), "exec", launched.name, *argv]
+        command = [*self.global_argv(ctx), "exec", launched.name, *argv]
         launched.commands.append(shlex.join(command))
         return commands.run(command, timeout=60).stdout
 
     def stop(self, ctx: Context, launched: Launched, grace_s: float) -> None:
-        kill = [*self._global(ctx), "kill", launched.name]
+        kill = [*self.global_argv(ctx), "kill", launched.name]
         launched.commands.append(shlex.join([*kill, "TERM"]))
         commands.run([*kill, "TERM"], timeout=60, check=False)
         try:

@@ -1,0 +1,1 @@
+"""Benchmarks of container runtimes: workloads, raw samples, statistics and fio output parsing."""

@@ -1,0 +1,65 @@
+"""One host-wide lock, so that benchmarks never run beside another isobench run.
+
+Suite runs share the lock; a benchmark run takes it alone. The lock is an
+flock(2) on a file, so the kernel releases it when its process dies and a
+killed run never leaves it behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from isobench.errors import UsageError
+
+#: The lock this process holds, if any: a second flock from the same process would
+#: conflict with the first, so the plugin reuses the CLI's.
+_held: RunLock | None = None
+
+
+def held() -> RunLock | None:
+    return _held
+
+
+def lock_path() -> Path:
+    return Path(os.environ.get("ISOBENCH_LOCK", "/run/isobench/run.lock"))
+
+
+class RunLock:
+    """The host-wide run lock, held until :meth:`release` or the end of the process."""
+
+    def __init__(self, exclusive: bool) -> None:
+        self.exclusive = exclusive
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        path = lock_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        mode = fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if self.exclusive:
+                raise UsageError(
+                    "another isobench run is active on this host, and benchmarks run alone "
+                    f"so that nothing else disturbs their timing (lock: {path}); wait for "
+                    "it to end and retry"
+                ) from None
+            raise UsageError(
+                "an isobench benchmark run is active on this host; wait for it to end "
+                f"before starting suites, so that its timings stay clean (lock: {path})"
+            ) from None
+        self._fd = fd
+        global _held
+        _held = self
+
+    def release(self) -> None:
+        global _held
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        if _held is self:
+            _held = None
