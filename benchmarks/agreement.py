@@ -154,8 +154,8 @@ def overhead(ctx: Context, runs: int) -> dict[str, object]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runtime", action="append", default=[], metavar="NAME")
-    parser.add_argument("--blocks", type=int, default=6, help="Alternating blocks (default 6).")
-    parser.add_argument("--runs", type=int, default=10, help="Runs per block (default 10).")
+    parser.add_argument("--blocks", type=int, default=10, help="Alternating blocks (default 10).")
+    parser.add_argument("--runs", type=int, default=20, help="Runs per block (default 20).")
     parser.add_argument("--overhead", action="store_true", help="Measure the harness overhead.")
     parser.add_argument("--json", type=Path, default=None, help="Write the raw figures here.")
     args = parser.parse_args()

@@ -183,6 +183,9 @@ class IsobenchSession:
             if key == RECORD_KEY and self.run_dir is not None and isinstance(value, str):
                 self.run_dir.append(Record(**json.loads(value)))
 
+    # First, so that an error in another plugin's hook (pytest-benchmark writing its
+    # JSON) cannot skip the clean-up.
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         # A second Ctrl-C or SIGTERM must not cut the clean-up short: ignore both
         # until it is done, then restore what was there before the run.

@@ -15,11 +15,11 @@ from isobench.errors import UsageError
 
 #: The lock this process holds, if any: a second flock from the same process would
 #: conflict with the first, so the plugin reuses the CLI's.
-_held: RunLock | None = None
+_held_lock: RunLock | None = None
 
 
 def held() -> RunLock | None:
-    return _held
+    return _held_lock
 
 
 def lock_path() -> Path:
@@ -53,13 +53,13 @@ class RunLock:
                 f"before starting suites, so that its timings stay clean (lock: {path})"
             ) from None
         self._fd = fd
-        global _held
-        _held = self
+        global _held_lock
+        _held_lock = self
 
     def release(self) -> None:
-        global _held
+        global _held_lock
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
-        if _held is self:
-            _held = None
+        if _held_lock is self:
+            _held_lock = None

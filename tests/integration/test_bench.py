@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from isobench import runlock
 from isobench.results import read_run
-from tests.conftest import require_runtime
+from tests.conftest import REPO, require_runtime
 from tests.integration.test_cli import containers_with_label, isobench
 
 pytestmark = pytest.mark.integration
@@ -99,3 +103,40 @@ def test_bench_refused_beside_run(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "benchmarks run alone" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_bench_interrupt_leaves_nothing(tmp_path: Path) -> None:
+    """Ctrl-C during a benchmark keeps the samples taken and removes what the run made."""
+    require_runtime("runc")
+    out = tmp_path / "run"
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "isobench", "run", "--bench", "--runtime", "runc"),
+            *("--rounds", "200", "-k", "startup_phases", "--out", str(out)),
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    written = out / "samples.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if written.exists() and written.read_text().count("\n") >= 20:
+            break
+        time.sleep(0.05)
+    else:
+        process.kill()
+        pytest.fail("the benchmark wrote no samples within 120 s")
+
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+
+    meta, _ = read_run(out)
+    run_id = meta["run_id"]
+    assert process.returncode == 130, stdout + stderr
+    assert meta["status"] == "interrupted"
+    assert written.read_text().count("\n") >= 20
+    assert not Path(f"/var/lib/isobench/journal/{run_id}.jsonl").exists()
+    assert not Path(f"/var/lib/isobench/bundles/{run_id}").exists()
+    assert not list(Path("/tmp").glob(f"isobench-marker-{run_id}*"))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from isobench import images, runlock
-from isobench.bench.samples import SAMPLES_FILE, Recorder, SampleWriter
+from isobench.bench.samples import SAMPLES_FILE, Recorder, SampleWriter, run_rounds
 from isobench.bench.workloads import FIO_JOBS, fio_argv
 from isobench.cli import _bench_paths
 from isobench.errors import UsageError
@@ -137,3 +137,55 @@ def test_bench_modules_found(tmp_path: Path) -> None:
     (tmp_path / "helpers.py").write_text("")
 
     assert _bench_paths(bench_args(tmp_path)) == [tmp_path / "bench_startup.py"]
+
+
+class FakeBenchmark:
+    """Calls the target as pytest-benchmark's pedantic mode does: warm-ups, then rounds."""
+
+    def __init__(self) -> None:
+        self.extra_info: dict[str, object] = {}
+        self.calls = 0
+
+    def pedantic(self, target, rounds: int, warmup_rounds: int, iterations: int) -> None:  # type: ignore[no-untyped-def]
+        for _ in range(warmup_rounds + rounds):
+            self.calls += 1
+            target()
+
+
+def test_run_rounds_stops_work_on_error() -> None:
+    benchmark = FakeBenchmark()
+    done: list[int] = []
+
+    def target() -> None:
+        done.append(1)
+        if len(done) == 2:
+            raise UsageError("the runtime failed")
+
+    with pytest.raises(UsageError, match="the runtime failed"):
+        run_rounds(benchmark, target, rounds=5, warmup=1)
+
+    assert len(done) == 2
+    assert benchmark.calls == 6
+    assert benchmark.extra_info["error"] == "the runtime failed"
+
+
+def test_run_rounds_interrupt_raised_after() -> None:
+    benchmark = FakeBenchmark()
+
+    def target() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_rounds(benchmark, target, rounds=3, warmup=0)
+
+    assert benchmark.calls == 3
+
+
+def test_run_rounds_all_rounds() -> None:
+    benchmark = FakeBenchmark()
+    done: list[int] = []
+
+    run_rounds(benchmark, lambda: done.append(1), rounds=3, warmup=2)
+
+    assert len(done) == 5
+    assert "error" not in benchmark.extra_info

@@ -100,23 +100,25 @@ class Recorder:
 def run_rounds(benchmark: Any, target: Callable[[], None], rounds: int, warmup: int) -> None:
     """Run ``target`` through pytest-benchmark's pedantic mode, ``warmup`` + ``rounds`` times.
 
-    An exception stops the work: the remaining rounds return at once, and the
-    exception is raised after pytest-benchmark has finished, so that it still
-    writes its JSON (it cannot when a benchmark has no round at all). The
+    An exception, an interrupt included, stops the work: the remaining rounds
+    return at once, and the exception is raised after pytest-benchmark has
+    finished, so that it still writes its JSON (it cannot when a benchmark has
+    no round at all). The
     benchmark's ``extra_info`` names the error, since its timings are then not
     the target's.
     """
-    failures: list[Exception] = []
+    failures: list[BaseException] = []
 
     def guarded() -> None:
         if failures:
             return
         try:
             target()
-        except Exception as exc:  # raised again below, after the rounds
+        except BaseException as exc:  # an interrupt too: raised again below, after the rounds
             failures.append(exc)
 
     benchmark.pedantic(guarded, rounds=rounds, warmup_rounds=warmup, iterations=1)
     if failures:
-        benchmark.extra_info["error"] = str(failures[0]).splitlines()[0]
+        text = str(failures[0]) or type(failures[0]).__name__
+        benchmark.extra_info["error"] = text.splitlines()[0]
         raise failures[0]

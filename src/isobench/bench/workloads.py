@@ -37,7 +37,7 @@ FIO_JOBS = {
     "randwrite": ("--rw=randwrite", "--bs=4k"),
     "fsync": ("--rw=randwrite", "--bs=4k", "--fsync=1"),
 }
-#: Where each I/O target is inside the container.
+#: The path of each I/O target inside the container.
 IO_TARGETS = {
     "rootfs": "/var/isobench-io",
     "bind": "/isobench-bind",
