@@ -142,3 +142,33 @@ def test_env_property_fails_on_host(harness: Harness) -> None:
     received = property_suite().env_round_trip(harness, get("host"), ["a b"])
 
     assert received == [""]
+
+
+@pytest.mark.parametrize("runtime", ["docker", "podman", "runc", "runsc", "docker+runsc", "host"])
+def test_values_never_reach_shell(harness: Harness, runtime: str, tmp_path: Path) -> None:
+    """An argv element or environment value with shell syntax arrives as one value and runs
+    nothing."""
+    from isobench.model import Request
+    from isobench.runtimes import get
+    from isobench.runtimes.base import execute
+
+    require_runtime(runtime)
+    target = tmp_path / "owned"
+    hostile = f"x; touch {target}; $(touch {target}) `touch {target}`"
+    request = Request(env=(("ISOBENCH_HOSTILE", hostile),))
+    harness.start()
+    adapter = get(runtime)
+    harness.prepare(adapter)
+
+    execution = execute(
+        adapter,
+        harness.ctx,
+        request,
+        ["/bin/sh", "-c", 'printf "%s\\n" "$1" "$ISOBENCH_HOSTILE"', "sh", hostile],
+    )
+
+    lines = execution.result.stdout.splitlines()
+    assert lines[0] == hostile
+    if runtime != "host":  # the host applies no request, so its environment value is empty
+        assert lines[1] == hostile
+    assert not target.exists()

@@ -21,6 +21,12 @@ from isobench.spec.schema import Check, FactCheck, HostRef, Matcher, RequestRef,
 
 Path_ = tuple[str | int, ...]
 
+#: The largest suite file read. A suite of a few hundred checks is tens of KiB.
+MAX_SUITE_BYTES = 4 * 1024 * 1024
+#: The most values a suite may expand to, so that aliases that repeat a value many
+#: times over (an alias bomb) stop with an error instead of filling the memory.
+MAX_VALUES = 100_000
+
 #: A ``{host.NAME}`` placeholder in a command's argv; other braces are literal.
 PLACEHOLDER = re.compile(r"\{host\.([A-Za-z0-9_.]+)\}")
 
@@ -61,11 +67,20 @@ class _Converter:
         self.path = path
         self.lines: dict[Path_, int] = {}
         self._open: set[int] = set()
+        self._values = 0
 
     def fail(self, node: yaml.Node, field: str | None, problem: str) -> SuiteError:
         return SuiteError(str(self.path), node.start_mark.line + 1, field, problem)
 
     def convert(self, node: yaml.Node, where: Path_ = ()) -> Any:
+        self._values += 1
+        if self._values > MAX_VALUES:
+            raise self.fail(
+                node,
+                None,
+                f"the suite expands to more than {MAX_VALUES} values; aliases that repeat "
+                "a value many times over are not allowed",
+            )
         self.lines[where] = node.start_mark.line + 1
         if id(node) in self._open:
             raise self.fail(node, None, "a recursive alias; write the value out instead")
@@ -183,9 +198,14 @@ def _document_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
 
 def parse_suite(text: str, path: Path) -> LoadedSuite:
     """Validate suite text; raise SuiteError naming file, line and field on any fault."""
-    loader = yaml.SafeLoader(text)
     try:
+        loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
+    except yaml.reader.ReaderError as exc:
+        line = text[: exc.position].count("\n") + 1
+        raise SuiteError(
+            str(path), line, None, f"invalid YAML: character {exc.character!r} is not allowed"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -374,6 +394,15 @@ def _check_references(check: Check, index: int, path: Path, lines: dict[Path_, i
 def load_suite(path: Path) -> LoadedSuite:
     """Read and validate one suite file."""
     try:
+        size = path.stat().st_size
+        if size > MAX_SUITE_BYTES:
+            raise SuiteError(
+                str(path),
+                None,
+                None,
+                f"the file has {size / 2**20:.1f} MiB; a suite file may have at most "
+                f"{MAX_SUITE_BYTES // 2**20} MiB, so split it into several suites",
+            )
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SuiteError(str(path), None, None, f"cannot read the file: {exc.strerror}") from None
