@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import shlex
 import subprocess
@@ -44,7 +45,8 @@ from isobench.spec.schema import (
 
 log = logging.getLogger(__name__)
 
-PROBE_TIMEOUT_S = 90.0
+#: Time limit of a probe container; ISOBENCH_PROBE_TIMEOUT overrides it (seconds).
+PROBE_TIMEOUT_S = float(os.environ.get("ISOBENCH_PROBE_TIMEOUT", "90"))
 #: A command reports a measured value with a line "isobench-value NAME VALUE".
 VALUE_PREFIX = "isobench-value "
 # How far ahead {host.start_at} lies: long enough for two containers to start.

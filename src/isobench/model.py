@@ -116,6 +116,15 @@ class Mount(BaseModel):
     read_only: bool = Field(default=False, description="Bind it read-only.")
 
 
+class Tmpfs(BaseModel):
+    """A tmpfs mounted in the container, with a size limit."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    target: str = Field(pattern=r"^/", description="Path inside the container.")
+    size: ByteSize = Field(description="Size limit, in bytes or with a unit (8MiB).")
+
+
 class Ulimit(BaseModel):
     """One resource limit: its name, soft and hard values."""
 
@@ -184,6 +193,9 @@ class Request(BaseModel):
     read_only: bool = Field(default=False, description="Mount the root filesystem read-only.")
     mounts: tuple[Mount, ...] = Field(
         default=(), description="Host directories to bind into the container."
+    )
+    tmpfs: tuple[Tmpfs, ...] = Field(
+        default=(), description="Size-limited tmpfs mounts in the container."
     )
     devices: tuple[str, ...] = Field(
         default=(), description="Host device nodes to add, by path (/dev/fuse)."

@@ -9,6 +9,7 @@ lives once, in :func:`execute`.
 from __future__ import annotations
 
 import abc
+import codecs
 import contextlib
 import logging
 import os
@@ -187,30 +188,74 @@ class Execution:
 HostReader = Callable[[Launched, int], dict[str, str | list[str]]]
 
 
+#: Characters of stdout and of stderr kept per container; the rest is read and dropped,
+#: so a container that floods its output cannot fill the harness's memory.
+MAX_KEPT_CHARS = 4 * 1024 * 1024
+# Marker lines are short: a longer line is not looked at.
+_MAX_LINE = 4096
+
+
 class _Reader(threading.Thread):
-    """Drain a pipe into a list of lines, flagging when a marker line arrives."""
+    """Drain a pipe, keeping its first MAX_KEPT_CHARS characters and flagging when a marker
+    line arrives. It reads whatever the pipe has, so a flood without newlines is drained
+    in bounded pieces too."""
 
     def __init__(self, pipe: object, marker: str | None = None) -> None:
         super().__init__(daemon=True)
         self.pipe = pipe
         self.marker = marker
-        self.lines: list[str] = []
+        self.parts: list[str] = []
+        self.kept = 0
+        self.dropped = 0
         self.marked = threading.Event()
         self.times: dict[str, float] = {}
 
     def run(self) -> None:
-        for line in self.pipe:  # type: ignore[attr-defined]
-            self.lines.append(line)
-            text = line.rstrip("\n")
-            if text.startswith("isobench-"):
-                self.times.setdefault(text.split(" ", 1)[0], time.monotonic())
-            if self.marker is not None and text.split(" ", 1)[0] == self.marker:
-                self.marked.set()
+        raw = getattr(self.pipe, "buffer", self.pipe)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        pending = ""
+        long_line = False
+        while True:
+            chunk = raw.read1(65536)  # type: ignore[attr-defined]
+            text = decoder.decode(chunk, final=not chunk)
+            self._keep(text)
+            pending += text
+            *complete, pending = pending.split("\n")
+            for line in complete:
+                if not long_line:
+                    self._look(line)
+                long_line = False
+            if len(pending) > _MAX_LINE:
+                pending, long_line = "", True
+            if not chunk:
+                break
+        if pending and not long_line:
+            self._look(pending)
         self.marked.set()
+
+    def _keep(self, text: str) -> None:
+        room = max(0, MAX_KEPT_CHARS - self.kept)
+        self.parts.append(text[:room])
+        self.kept += min(room, len(text))
+        self.dropped += max(0, len(text) - room)
+
+    def _look(self, line: str) -> None:
+        if line.startswith("isobench-"):
+            self.times.setdefault(line.split(" ", 1)[0], time.monotonic())
+        if self.marker is not None and line.split(" ", 1)[0] == self.marker:
+            self.marked.set()
 
     @property
     def text(self) -> str:
-        return "".join(self.lines)
+        return "".join(self.parts)
+
+    def cut_note(self, name: str) -> list[str]:
+        if not self.dropped:
+            return []
+        return [
+            f"{name} was cut after {MAX_KEPT_CHARS} characters: {self.dropped} more were "
+            "read and dropped"
+        ]
 
 
 def execute(
@@ -276,7 +321,8 @@ def execute(
             commands=[*launched.commands, shlex.join(launched.argv)],
             host_pid=host_pid,
         )
-        return Execution(result, host_pid, host_view, exit_state, dict(out.times))
+        notes = out.cut_note("stdout") + err.cut_note("stderr")
+        return Execution(result, host_pid, host_view, exit_state, dict(out.times), notes)
     finally:
         _stop(launched.process)
         try:

@@ -171,7 +171,15 @@ class EngineAdapter(Adapter):
         try:
             data = json.loads(info.stdout)
         except json.JSONDecodeError:
-            data = {}
+            data = None
+        if not isinstance(data, dict):
+            return Availability(
+                False,
+                reason=f"'{binary} version --format {{{{json .}}}}' printed no JSON object: "
+                f"{info.stdout.strip()[:200]!r}",
+                hint=f"Check that {binary} is the {self.profile.engine} client "
+                f"(or set {self.profile.binary_env} to it).",
+            )
         client = data.get("Client", {}) or {}
         server = data.get("Server", {}) or {}
         version = str(server.get("Version") or client.get("Version") or "unknown")
@@ -258,6 +266,8 @@ class EngineAdapter(Adapter):
         for mount in request.mounts:
             suffix = ":ro" if mount.read_only else ""
             options += ["--volume", f"{mount.source}:{mount.target}{suffix}"]
+        for tmpfs in request.tmpfs:
+            options += ["--tmpfs", f"{tmpfs.target}:size={int(tmpfs.size)}"]
         for device in request.devices:
             options += ["--device", device]
         for limit in request.ulimits:

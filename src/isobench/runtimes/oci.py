@@ -300,6 +300,11 @@ def build_config(
         options = ["rbind", "ro"] if mount.read_only else ["rbind"]
         bind = {"destination": mount.target, "type": "bind", "source": mount.source}
         mounts.append({**bind, "options": options})
+    for tmpfs in request.tmpfs:
+        options = ["nosuid", "nodev", f"size={int(tmpfs.size)}"]
+        mounts.append(
+            {"destination": tmpfs.target, "type": "tmpfs", "source": "tmpfs", "options": options}
+        )
     if request.privileged:
         for entry in mounts:
             if entry["destination"] in ("/sys", "/sys/fs/cgroup"):

@@ -202,9 +202,9 @@ def parse_suite(text: str, path: Path) -> LoadedSuite:
         loader = yaml.SafeLoader(text)
         node = loader.get_single_node()
     except yaml.reader.ReaderError as exc:
-        line = text[: exc.position].count("\n") + 1
+        at = text[: exc.position].count("\n") + 1
         raise SuiteError(
-            str(path), line, None, f"invalid YAML: character {exc.character!r} is not allowed"
+            str(path), at, None, f"invalid YAML: character {exc.character!r} is not allowed"
         ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -1,0 +1,82 @@
+"""Find what a run left on the host: containers, runtime state, mounts, cgroups, netns, files.
+
+Everything isobench makes carries the run id in its name or label, so a scan
+for the id finds it whatever the journal says. The tests and the
+interruption proof (scripts/interrupt-proof.py) use this to check that a
+run, once finished, interrupted or killed and cleaned, left nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+ENGINES = ("/usr/bin/docker", "/usr/bin/podman")
+OCI_STATE = {"runc": Path("/run/isobench/runc"), "runsc": Path("/run/isobench/runsc")}
+
+
+def _engine_containers(binary: str, run_id: str) -> list[str]:
+    if not Path(binary).exists():
+        return []
+    listed = subprocess.run(
+        [binary, "ps", "-a", "--filter", f"label=isobench.run={run_id}", "--format", "{{.Names}}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return listed.stdout.split()
+
+
+def _oci_containers(runtime: str, state: Path, run_id: str) -> list[str]:
+    if shutil.which(runtime) is None or not state.exists():
+        return []
+    listed = subprocess.run(
+        [runtime, "--root", str(state), "list", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    try:
+        entries = json.loads(listed.stdout or "null") or []
+    except json.JSONDecodeError:
+        return [f"unreadable '{runtime} list' output: {listed.stdout[:200]}"]
+    return [entry["id"] for entry in entries if run_id in entry.get("id", "")]
+
+
+def _netns(run_id: str) -> list[str]:
+    directory = Path("/run/netns")
+    if not directory.exists():
+        return []
+    return [path.name for path in directory.iterdir() if run_id in path.name]
+
+
+def remnants(run_id: str) -> dict[str, list[str]]:
+    """Return what exists on the host that carries ``run_id``, by kind (empty lists: none)."""
+    found: dict[str, list[str]] = {}
+    for binary in ENGINES:
+        found[f"{Path(binary).name} containers"] = _engine_containers(binary, run_id)
+    for runtime, state in OCI_STATE.items():
+        found[f"{runtime} state"] = _oci_containers(runtime, state, run_id)
+    found["mounts"] = [
+        line.split()[4]
+        for line in Path("/proc/self/mountinfo").read_text().splitlines()
+        if run_id in line
+    ]
+    found["cgroups"] = sorted(str(p) for p in Path("/sys/fs/cgroup").glob(f"**/*{run_id}*"))
+    found["netns"] = _netns(run_id)
+    found["files"] = sorted(
+        str(p)
+        for pattern in (
+            f"/tmp/isobench-marker-{run_id}*",
+            f"/var/lib/isobench/bundles/{run_id}*",
+            f"/var/lib/isobench/journal/{run_id}*",
+        )
+        for p in Path("/").glob(pattern.lstrip("/"))
+    )
+    return found
+
+
+def count(found: dict[str, list[str]]) -> int:
+    return sum(len(items) for items in found.values())
