@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import signal
 import subprocess
@@ -47,7 +46,8 @@ def one_round(
     process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(delay)
     finished_first = process.poll() is not None
-    os.kill(process.pid, signal.SIGINT if kind == "SIGINT" else signal.SIGKILL)
+    # send_signal does nothing once the run has ended (and been reaped) by itself.
+    process.send_signal(signal.SIGINT if kind == "SIGINT" else signal.SIGKILL)
     began = time.monotonic()
     try:
         status = process.wait(120)

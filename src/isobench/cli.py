@@ -287,6 +287,9 @@ def _run(args: argparse.Namespace, paths: list[Path], root: Path) -> int:
             )
     lock = runlock.RunLock(exclusive=args.bench)
     lock.acquire()
+    # What runs killed with SIGKILL left is removed first; runs still alive are left alone.
+    for line in journal.clean_stale():
+        log.warning("earlier run: %s", line)
     try:
         return _run_locked(args, paths, root, chosen)
     finally:

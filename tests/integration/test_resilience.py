@@ -52,3 +52,35 @@ def test_sigkill_then_clean(tmp_path: Path, delay: int) -> None:
     for run_id in run_ids:
         found = remnants(run_id)
         assert count(found) == 0, found
+
+
+def test_next_run_cleans_killed(tmp_path: Path) -> None:
+    """The next 'isobench run' removes what a run killed with SIGKILL left."""
+    require_runtime("runc")
+    journals = Path("/var/lib/isobench/journal")
+    before = set(journals.glob("*.jsonl")) if journals.exists() else set()
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "isobench", "run", "--suite", "cgroups"),
+            *("--runtime", "runc", "--out", str(tmp_path / "killed")),
+        ],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(6)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(30)
+    killed = {path.stem for path in set(journals.glob("*.jsonl")) - before}
+    assert killed
+
+    result = isobench(
+        *("run", "--suite", "namespaces", "--runtime", "runc", "-k", "pid-ns-private"),
+        *("--out", str(tmp_path / "next")),
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "earlier run: removed" in result.stderr
+    for run_id in killed:
+        found = remnants(run_id)
+        assert count(found) == 0, found
