@@ -1,7 +1,7 @@
 """Find what a run left on the host: containers, runtime state, mounts, cgroups, netns, files.
 
 Everything isobench makes carries the run id in its name or label, so a scan
-for the id finds it whatever the journal says. The tests and the
+for the id finds it, even where the journal is lost. The tests and the
 interruption proof (scripts/interrupt-proof.py) use this to check that a
 run, once finished, interrupted or killed and cleaned, left nothing.
 """

@@ -464,3 +464,22 @@ def test_repeated_interrupts_leave_nothing(tmp_path: Path) -> None:
     assert containers_with_label(run_id) == []
     assert not list(Path("/tmp").glob(f"isobench-marker-{run_id}*"))
     assert not Path(f"/var/lib/isobench/journal/{run_id}.jsonl").exists()
+
+
+def test_corpus_usage_errors(tmp_path: Path) -> None:
+    """Every broken suite of the corpus stops the run with exit status 2, its file and line,
+    and no traceback."""
+    corpus = REPO / "tests" / "data" / "malformed"
+    for broken in sorted(corpus.glob("*.yaml")):
+        suites = tmp_path / broken.stem / "suites"
+        suites.mkdir(parents=True)
+        (suites / broken.name).write_bytes(broken.read_bytes())
+
+        result = isobench(
+            *("run", "--runtime", "host", "--suites-dir", str(suites)),
+            *("--out", str(tmp_path / broken.stem / "run")),
+        )
+
+        assert result.returncode == 2, f"{broken.name}: {result.stderr}"
+        assert f"{broken.name}:" in result.stderr
+        assert "Traceback" not in result.stderr + result.stdout

@@ -32,7 +32,7 @@ def prepared(harness: Harness, runtime: str):  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("runtime", CONTAINERS)
 def test_stdout_flood_capped(harness: Harness, runtime: str) -> None:
-    """100 MB on stdout: the harness keeps its first part, says it cut, and goes on."""
+    """100 MB on stdout: the harness keeps its first part, notes the cut, and goes on."""
     adapter = prepared(harness, runtime)
 
     execution = execute(

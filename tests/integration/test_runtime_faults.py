@@ -55,7 +55,7 @@ def test_hanging_runtime_times_out(tmp_path: Path) -> None:
 
 
 def test_garbage_engine_unavailable(tmp_path: Path) -> None:
-    """A docker client that prints garbage is not available, and the report says why."""
+    """A docker client that prints garbage is not available, and the report gives the reason."""
     garbage = wrapper(tmp_path, "docker", 'echo "%%% not docker %%%"\n')
     out = tmp_path / "run"
 
