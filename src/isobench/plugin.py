@@ -100,6 +100,7 @@ class IsobenchSession:
         self.run_dir: RunDirectory | None = None
         self.harness: Harness | None = None
         self.suites: list[dict[str, Any]] = []
+        self._old_sigint: Any = None
         self._old_sigterm: Any = None
         self._interrupted = False
         self.bench = bool(config.getoption("isobench_bench"))
@@ -158,8 +159,14 @@ class IsobenchSession:
     # -- hooks -----------------------------------------------------------
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        if hasattr(signal, "SIGTERM"):
-            self._old_sigterm = signal.signal(signal.SIGTERM, _raise_interrupt)
+        # The handlers note the interrupt before raising it: a second signal can arrive
+        # while pytest handles the first, before it has recorded the exit status.
+        self._old_sigint = signal.signal(signal.SIGINT, self._on_signal)
+        self._old_sigterm = signal.signal(signal.SIGTERM, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._interrupted = True
+        raise KeyboardInterrupt(f"received signal {signum}")
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -189,12 +196,12 @@ class IsobenchSession:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         # A second Ctrl-C or SIGTERM must not cut the clean-up short: ignore both
         # until it is done, then restore what was there before the run.
-        old_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         try:
             self._finish(exitstatus)
         finally:
-            signal.signal(signal.SIGINT, old_sigint)
+            signal.signal(signal.SIGINT, self._old_sigint or signal.default_int_handler)
             signal.signal(signal.SIGTERM, self._old_sigterm or signal.SIG_DFL)
 
     def _finish(self, exitstatus: int) -> None:
@@ -322,10 +329,6 @@ def check_out_dir(path: Path) -> None:
             f"{path} already contains a run ({RESULTS_FILE}); pass a new --out directory "
             "or remove that one"
         )
-
-
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"received signal {signum}")
 
 
 session_key = pytest.StashKey[IsobenchSession]()
