@@ -5,9 +5,9 @@ Usage (as root, with the runtimes set up by 'make setup'):
     .venv/bin/python benchmarks/agreement.py --runtime runc --runtime docker
     .venv/bin/python benchmarks/agreement.py --overhead
 
-The first form times one whole container run (the command of the run_rm
-benchmark, the same argv for both tools) in alternating blocks: a block of
-runs timed as the startup benchmark times them, then a block run by
+The first form times one whole container run, the command of the run_rm
+benchmark, with the same argv for both tools. It alternates blocks: a block
+of runs timed as the startup benchmark times them, then a block run by
 ``hyperfine -N``, and so on. It prints a Markdown table of both medians and
 whether they agree within 5 % or 0.5 ms, whichever is larger.
 

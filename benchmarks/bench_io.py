@@ -1,11 +1,11 @@
 """I/O overhead: fio jobs in a container against the same jobs run natively.
 
-Each round runs the five fio jobs (sequential read and write, 4k random read
-and write, 4k random writes with an fsync each) natively and then in a
-container, on one target: the container's root filesystem, a bind mount of
-a host directory, or a tmpfs (/dev/shm). The native jobs run on the same disk
-as the bundles, or on the host's /dev/shm. I/O rounds are capped at 3, since
-a round takes several seconds.
+Each round runs the five fio jobs natively and then in a container, on one
+target. The jobs are sequential read and write, 4k random read and write,
+and 4k random writes with an fsync each. The target is the container's root
+filesystem, a bind mount of a host directory, or a tmpfs (/dev/shm). The
+native jobs run on the same disk as the bundles, or on the host's /dev/shm.
+I/O rounds are capped at 3, since a round takes several seconds.
 """
 
 from __future__ import annotations

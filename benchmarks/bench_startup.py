@@ -1,7 +1,7 @@
 """Startup latency by phase and for the whole run, beside the native floor.
 
 Every round starts one container with the runtime's own CLI and times each
-command (see isobench.bench.startup); the native floor is /bin/true and an
+command (see isobench.bench.startup). The native floor is /bin/true and an
 unshare of the same namespaces, measured in the same session.
 """
 

@@ -43,7 +43,9 @@ def one_round(
     argv = [sys.executable, "-m", "isobench", "run", "--suite", suite, "--out", str(out)]
     for runtime in chosen:
         argv += ["--runtime", runtime]
+
     process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     time.sleep(delay)
     finished_first = process.poll() is not None
     # send_signal does nothing once the run has ended (and been reaped) by itself.
@@ -55,6 +57,7 @@ def one_round(
         process.kill()
         status = process.wait(30)
     stopped_s = time.monotonic() - began
+
     if kind == "SIGKILL":
         subprocess.run(
             [sys.executable, "-m", "isobench", "clean"],
@@ -63,6 +66,7 @@ def one_round(
             stderr=subprocess.DEVNULL,
             check=False,
         )
+
     run_ids = {path.stem for path in set(JOURNALS.glob("*.jsonl")) - before}
     meta = out / "run.json"
     run_status = ""
@@ -70,6 +74,7 @@ def one_round(
         data = json.loads(meta.read_text())
         run_ids.add(data["run_id"])
         run_status = data.get("status", "")
+
     found: dict[str, list[str]] = {}
     for run_id in run_ids:
         for name, items in remnants(run_id).items():

@@ -1,7 +1,7 @@
 """The images: rootfs directories made from the host's static busybox.
 
-The probe image holds busybox with its applet links, a shell and the probe
-script. The static image holds one file, the busybox binary as /busybox,
+The probe image contains busybox with its applet links, a shell and the probe
+script. The static image contains one file, the busybox binary as /busybox,
 and no shell, like the distroless and scratch images many services ship in.
 The benchmark image is the probe image plus the host's fio and every shared
 library it links, copied at the host's paths, since fio is not static.

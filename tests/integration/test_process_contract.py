@@ -88,7 +88,7 @@ def test_static_image_direct_argv(harness: Harness, runtime: str) -> None:
 
 @pytest.mark.parametrize("runtime", ["docker", "runc"])
 def test_static_image_shell_skipped(harness: Harness, runtime: str, tmp_path: Path) -> None:
-    """Only a check that needs a shell is skipped, and the reason says so."""
+    """Only a check that needs a shell is skipped, and the reason names the shell."""
     require_runtime(runtime)
 
     verdict = harness.evaluate(static_check(tmp_path, "[sh, -c, 'true']"), runtime)
@@ -120,7 +120,7 @@ def property_suite() -> ModuleType:
 
 
 def test_argv_property_catches_joining(harness: Harness) -> None:
-    """The argv property sees the bytes change when an adapter joins argv unquoted."""
+    """The argv property detects changed bytes when an adapter joins argv unquoted."""
     args = ["two  words", "", "$HOME"]
 
     received = property_suite().argv_round_trip(harness, FaultyHost("argv-joined"), args)
@@ -129,14 +129,14 @@ def test_argv_property_catches_joining(harness: Harness) -> None:
 
 
 def test_exit_property_catches_flattening(harness: Harness) -> None:
-    """The exit property sees 7 come back as 1 through an adapter that flattens statuses."""
+    """The exit property detects 7 coming back as 1 through an adapter that flattens statuses."""
     status = property_suite().exit_round_trip(harness, FaultyHost("exit-flattened"), 7)
 
     assert status == 1
 
 
 def test_env_property_fails_on_host(harness: Harness) -> None:
-    """The host applies no request, so the environment property sees nothing arrive."""
+    """The host applies no request, so the environment property receives nothing."""
     from isobench.runtimes import get
 
     received = property_suite().env_round_trip(harness, get("host"), ["a b"])

@@ -57,7 +57,7 @@ def fio_argv(directory: str, seconds: float) -> list[str]:
         "--output-format=json",
         f"--directory={directory}",
         f"--size={FIO_SIZE}",
-        # One file for every job, so that the tmpfs target holds it (64 MiB in docker).
+        # One file for every job, so that it fits the tmpfs target (64 MiB in docker).
         "--filename=isobench-fio.dat",
         "--ioengine=psync",
         f"--runtime={seconds:g}",

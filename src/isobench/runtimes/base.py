@@ -188,7 +188,7 @@ class Execution:
 HostReader = Callable[[Launched, int], dict[str, str | list[str]]]
 
 
-#: Characters of stdout and of stderr kept per container; the rest is read and dropped,
+#: Characters of stdout and of stderr kept per container. The rest is read and dropped,
 #: so a container that floods its output cannot fill the harness's memory.
 MAX_KEPT_CHARS = 4 * 1024 * 1024
 # Marker lines are short: a longer line is not looked at.

@@ -418,8 +418,11 @@ class OciAdapter(Adapter):
     def prepare_bundle(
         self, ctx: Context, request: Request, argv: Sequence[str], env: dict[str, str]
     ) -> tuple[str, Path, list[Entry]]:
-        """Lay out a bundle for a new container; return its name, its directory and the
-        journal entries that remove the bundle, its cgroups and the container."""
+        """Lay out a bundle for a new container.
+
+        Returns its name, its directory and the journal entries that remove the
+        bundle, its cgroups and the container.
+        """
         image = ctx.image_for(request)
         name = ctx.container_name(self.name)
         bundle = ctx.bundle_root / name

@@ -23,8 +23,8 @@ Path_ = tuple[str | int, ...]
 
 #: The largest suite file read. A suite of a few hundred checks is tens of KiB.
 MAX_SUITE_BYTES = 4 * 1024 * 1024
-#: The most values a suite may expand to, so that aliases that repeat a value many
-#: times over (an alias bomb) stop with an error instead of filling the memory.
+#: The maximum number of values a suite may expand to, so that aliases that repeat a
+#: value many times over (an alias bomb) stop with an error instead of filling the memory.
 MAX_VALUES = 100_000
 
 #: A ``{host.NAME}`` placeholder in a command's argv; other braces are literal.
