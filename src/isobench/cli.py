@@ -1,4 +1,4 @@
-"""The ``isobench`` command: run, report, runtimes, doctor and clean.
+"""The ``isobench`` command: run, report, runtimes, doctor, clean, schema, ab and compare.
 
 Exit status: 0 when no check failed (skips and declared deviations are
 fine). 1 when a guarantee is broken (fail or xpass). 2 for a usage error.
@@ -24,7 +24,16 @@ import pytest
 from isobench import __version__, images, journal, runlock, runtimes
 from isobench.bench.samples import SAMPLES_FILE
 from isobench.bench.stats import write_summary
-from isobench.errors import IsobenchError, UsageError
+from isobench.compare.cli import _add_ab_parser, _add_compare_parser, cmd_ab, cmd_compare
+from isobench.errors import (
+    EXIT_ERROR,
+    EXIT_FAIL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    IsobenchError,
+    UsageError,
+)
 from isobench.plugin import check_out_dir
 from isobench.results import (
     CONTROL_RUNTIME,
@@ -38,8 +47,6 @@ from isobench.results import (
 from isobench.spec.loader import find_suites, load_suite
 
 log = logging.getLogger("isobench")
-
-EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def _default_suites_dir() -> Path:
@@ -166,7 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("doctor", help="Tell what this host lacks to run isobench, and the fix.")
 
-    schema = commands.add_parser("schema", help="Print the JSON Schema of suite files.")
+    schema = commands.add_parser(
+        "schema", help="Print the JSON Schema of suite files, or of a results.jsonl line."
+    )
+    schema.add_argument(
+        "--results",
+        action="store_true",
+        help="Print the schema of one results.jsonl line instead of a suite file.",
+    )
     schema.add_argument(
         "--out",
         type=Path,
@@ -174,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="Write the schema to FILE instead of standard output.",
     )
+
+    _add_ab_parser(commands)
+    _add_compare_parser(commands)
 
     clean = commands.add_parser("clean", help="Remove what runs that died left behind.")
     clean.add_argument("--dry-run", action="store_true", help="List what would be removed.")
@@ -203,6 +220,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_clean(args)
         if args.command == "schema":
             return cmd_schema(args)
+        if args.command == "ab":
+            return cmd_ab(args)
+        if args.command == "compare":
+            return cmd_compare(args)
     except UsageError as exc:
         print(f"isobench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -356,6 +377,8 @@ def _run_locked(args: argparse.Namespace, paths: list[Path], root: Path, chosen:
     print(f"run directory: {out}")
     print(f"report: {written['index.html']}")
     print(f"summary: {written['summary.md']}")
+    print(f"JUnit XML: {written['junit.xml']}")
+    _report_to_github(out, written["summary.md"])
     if code == pytest.ExitCode.INTERRUPTED:
         return EXIT_INTERRUPTED
     status = _exit_status(out)
@@ -385,6 +408,20 @@ def _print_outcome(run_dir: Path) -> None:
         )
     if len(problems) > 20:
         print(f"… {len(problems) - 20} more in the report")
+
+
+def _report_to_github(run_dir: Path, summary: Path) -> None:
+    """In GitHub Actions, print an annotation per problem and append the job summary."""
+    from isobench.report import ci
+
+    if os.environ.get("GITHUB_ACTIONS") == "true":
+        _, records = read_run(run_dir)
+        workspace = os.environ.get("GITHUB_WORKSPACE")
+        for line in ci.github_annotations(
+            records, workspace=Path(workspace) if workspace else None
+        ):
+            print(line)
+    ci.write_step_summary(summary.read_text(encoding="utf-8"))
 
 
 def _point_latest(link: Path, target: Path) -> None:
@@ -533,9 +570,11 @@ def cmd_clean(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from isobench.results_schema import results_schema
     from isobench.spec.schema import suite_json_schema
 
-    text = json.dumps(suite_json_schema(), indent=2) + "\n"
+    schema = results_schema() if args.results else suite_json_schema()
+    text = json.dumps(schema, indent=2) + "\n"
     if args.out is None:
         sys.stdout.write(text)
     else:

@@ -18,6 +18,10 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 
+#: Exit statuses of the isobench command: no failure, a broken guarantee or a
+#: regression, a usage error, a check or session that could not run, an interrupt.
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
 
 class IsobenchError(Exception):
     """Base of every error that isobench raises on purpose."""
@@ -47,7 +51,8 @@ class UnknownRuntimeError(UsageError):
         self.name = name
         self.known = list(known)
         super().__init__(
-            f"unknown runtime '{name}'; known runtimes: {', '.join(sorted(known))}. "
+            f"unknown runtime '{name}'; known runtimes: {', '.join(sorted(known))}, and "
+            "docker+NAME or podman+NAME for another OCI runtime of the engine. "
             "Run 'isobench runtimes' to see which are available here."
         )
 

@@ -7,6 +7,7 @@ The field names below are a stable contract that reports and other tools read.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -75,11 +76,26 @@ def cgroup_version(mode: str | None = None) -> str:
     return "2" if (mode or cgroup_mode()) == "v2" else "1"
 
 
+def machine_id(path: Path = Path("/etc/machine-id")) -> str | None:
+    """Return a hash of the host's machine id, which tells machines apart without revealing it.
+
+    Returns None when the file is missing or empty (some containers and minimal images).
+    """
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    if not text:
+        return None
+    return hashlib.sha256(b"isobench:" + text.encode()).hexdigest()[:16]
+
+
 def environment() -> dict[str, Any]:
     """Describe the host that a run happens on."""
     load = os.getloadavg()
     return {
         "hostname": socket.gethostname(),
+        "machine_id": machine_id(),
         "kernel": platform.release(),
         "os": platform.platform(),
         "cgroup_mode": cgroup_mode(),

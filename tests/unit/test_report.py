@@ -122,10 +122,10 @@ def html_of(run_dir: Path) -> str:
     return render(run_dir)["index.html"].read_text(encoding="utf-8")
 
 
-def test_render_writes_four_files(run_dir: Path) -> None:
+def test_render_writes_five_files(run_dir: Path) -> None:
     paths = render(run_dir)
 
-    assert sorted(paths) == ["index.html", "matrix.csv", "results.csv", "summary.md"]
+    assert sorted(paths) == ["index.html", "junit.xml", "matrix.csv", "results.csv", "summary.md"]
     for name, path in paths.items():
         assert path == run_dir / name
         assert path.is_file(), name

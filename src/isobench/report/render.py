@@ -2,7 +2,9 @@
 
 ``summary.md`` is sized for a CI job summary: GitHub rejects one larger than
 1 MiB, so every section that grows with the run has a cap. ``index.html`` is a
-self-contained page with the same content, colored and with a plot.
+self-contained page with the same content, colored and with a plot. Every
+rendered run directory also gets ``junit.xml`` for CI test reporters, which
+``isobench.report.ci`` writes.
 
 A run directory with a ``posture.jsonl`` also gets ``posture.csv`` and a
 "Security posture" section in ``summary.md`` and ``index.html``. One with a
@@ -36,6 +38,7 @@ from isobench.bench import stats
 from isobench.bench.samples import SAMPLES_FILE, Sample
 from isobench.errors import HarnessError, UsageError
 from isobench.report import frames
+from isobench.report.ci import JUNIT_FILE, write_junit
 from isobench.results import RESULTS_FILE, RUN_FILE, read_run
 
 SUMMARY_FILE = "summary.md"
@@ -286,7 +289,7 @@ class Report:
 
 
 def render(run_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
-    """Write summary.md, index.html, results.csv and matrix.csv for a run directory.
+    """Write summary.md, index.html, results.csv, matrix.csv and junit.xml for a run directory.
 
     The files go to ``out_dir``, which is created if needed and defaults to
     ``run_dir``. Returns the path of each file by file name. Raises
@@ -315,6 +318,7 @@ def render(run_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
     if report.benchmarks is not None:
         paths[BENCHMARKS_CSV] = target / BENCHMARKS_CSV
         report.benchmarks.summaries.to_csv(paths[BENCHMARKS_CSV], index=False)
+    paths[JUNIT_FILE] = write_junit(run_dir, target)
     return paths
 
 

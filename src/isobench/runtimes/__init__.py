@@ -61,10 +61,29 @@ def names() -> list[str]:
     return list(BUILTIN)
 
 
+#: Engines whose rows may name any other OCI runtime the engine knows: ``ENGINE+RUNTIME``.
+ENGINES = ("docker", "podman")
+
+
 def get(name: str) -> Adapter:
-    """Return the adapter for a row name; raise UnknownRuntimeError for any other name."""
-    if name not in BUILTIN:
-        raise UnknownRuntimeError(name, names())
+    """Return the adapter for a row name; raise UnknownRuntimeError for any other name.
+
+    Besides the built-in rows, ``docker+NAME`` and ``podman+NAME`` select an
+    engine with another OCI runtime: one registered in dockerd's daemon.json,
+    or a runtime name or path that podman accepts. Whether that runtime exists
+    is the adapter's availability, not a usage error.
+    """
     if name not in _cache:
-        _cache[name] = BUILTIN[name]()
+        _cache[name] = _make(name)
     return _cache[name]
+
+
+def _make(name: str) -> Adapter:
+    if name in BUILTIN:
+        return BUILTIN[name]()
+    engine, plus, oci_runtime = name.partition("+")
+    if plus and engine in ENGINES and oci_runtime and oci_runtime.strip() == oci_runtime:
+        from isobench.runtimes.engine import DOCKER, PODMAN, EngineAdapter
+
+        return EngineAdapter(DOCKER if engine == "docker" else PODMAN, oci_runtime=oci_runtime)
+    raise UnknownRuntimeError(name, names())

@@ -1,0 +1,1 @@
+"""Regression tracking: two run directories compared, and interleaved A/B sessions."""
