@@ -196,3 +196,26 @@ def test_holm_adjustment() -> None:
     assert adjusted[3] == pytest.approx(0.04)
     assert adjusted[0] == pytest.approx(0.04)
     assert adjusted[2] is None
+
+
+def test_interval_reaching_into_min_effect_inconclusive() -> None:
+    # A 5 % shift against a 5 % minimum effect: significant, but the interval straddles 5 %.
+    rng = np.random.default_rng(9)
+    base = rng.normal(1.00, 0.05, 200)
+    new = rng.normal(1.05, 0.05, 200)
+    shift = compare(base, new, "higher", min_effect=MinEffect(relative=0.05))
+    assert shift.p_value is not None and shift.p_value < 1e-6
+    assert shift.ci_low is not None and shift.ci_low < shift.min_effect
+    assert shift.verdict == "inconclusive"
+    assert "reaches into the minimum effect" in shift.reason
+
+
+def test_real_shift_below_min_effect_rarely_flagged() -> None:
+    # 100 sessions with a real 3 % shift against a 5 % minimum effect.
+    rng = np.random.default_rng(10)
+    flagged = 0
+    for _ in range(100):
+        base = rng.normal(0.030, 0.003, 60)
+        new = rng.normal(0.0309, 0.003, 60)
+        flagged += compare(base, new, "higher", paired=True).verdict == "regressed"
+    assert flagged <= 3

@@ -213,11 +213,10 @@ def run_session(
     ctx = Context(run_dir.run_id, journal)
     writer = SampleWriter(run_dir.path)
     outcome = Outcome()
-    began = time.monotonic()
     try:
         with _terminate_as_interrupt():
             _set_up(ctx, sides)
-            _interleave(sides, plan, ctx, request, writer, outcome, began, progress)
+            _interleave(sides, plan, ctx, request, writer, outcome, progress)
         outcome.status = "complete"
     except KeyboardInterrupt:
         outcome.status = "interrupted"
@@ -226,7 +225,6 @@ def run_session(
         outcome.status = "failed"
         raise
     finally:
-        outcome.elapsed_s = time.monotonic() - began
         # A second signal must not cut the clean-up short.
         previous = (
             signal.signal(signal.SIGINT, signal.SIG_IGN),
@@ -266,9 +264,13 @@ def _interleave(
     request: Request,
     writer: SampleWriter,
     outcome: Outcome,
-    began: float,
     progress: Callable[[int, float], None] | None,
 ) -> None:
+    """Warm both sides up, then measure blocks until the plan is done.
+
+    The session's duration counts from the end of the warm-up, so the image
+    build and the runtimes' preparation do not shorten the measured part.
+    """
     by_label = {side.label: side for side in sides}
     # The warm-up alternates too, so that both sides start from the same state.
     for round_number in range(-plan.warmup, 0):
@@ -278,6 +280,7 @@ def _interleave(
             _write(writer, side, times, round_number, warmup=True, network=plan.network)
 
     measured = 0  # samples a side, so pairs complete at every second sample
+    began = time.monotonic()
     while True:
         for label in BLOCK:
             side = by_label[label]
@@ -287,10 +290,10 @@ def _interleave(
                 outcome.samples.setdefault(metric, {"A": [], "B": []})[label].append(value)
         measured += 2
         outcome.pairs = measured
-        elapsed = time.monotonic() - began
+        outcome.elapsed_s = time.monotonic() - began
         if progress is not None:
-            progress(outcome.pairs, elapsed)
-        if plan.done(outcome.pairs, elapsed):
+            progress(outcome.pairs, outcome.elapsed_s)
+        if plan.done(outcome.pairs, outcome.elapsed_s):
             return
 
 

@@ -37,7 +37,7 @@ def _add_statistics_options(parser: argparse.ArgumentParser) -> None:
         metavar="SIZE",
         help="Smallest shift that counts as a regression or improvement: a percentage of "
         "the baseline median (2%%), a duration (10ms) or a number in the metric's unit "
-        f"(default: {DEFAULT_MIN_EFFECT}).",
+        f"(default: {str(DEFAULT_MIN_EFFECT).replace('%', '%%')}).",
     )
     parser.add_argument(
         "--no-gate",
@@ -132,8 +132,8 @@ def _add_compare_parser(commands: Any) -> None:
         type=Path,
         default=None,
         metavar="FILE",
-        help="Also write the comparison as Markdown to FILE (it goes to $GITHUB_STEP_SUMMARY "
-        "when that is set).",
+        help="Also write the comparison as Markdown to FILE. The same text is appended to "
+        "$GITHUB_STEP_SUMMARY whenever that variable is set.",
     )
     parser.add_argument(
         "--no-holm",

@@ -468,7 +468,7 @@ def format_text(comparison: Comparison) -> str:
                 continue
             unit = metric.unit
             interval = (
-                f"[{_format_value(shift.ci_low, unit)}, {_format_value(shift.ci_high, unit)}]"
+                f" [{_format_value(shift.ci_low, unit)}, {_format_value(shift.ci_high, unit)}]"
                 if shift.ci_low is not None and shift.ci_high is not None
                 else ""
             )
@@ -476,7 +476,8 @@ def format_text(comparison: Comparison) -> str:
                 f"  {shift.verdict.upper()}: {metric.name}: "
                 f"{_format_value(shift.base_median, unit)} -> "
                 f"{_format_value(shift.new_median, unit)}, shift "
-                f"{_format_value(shift.shift, unit)} {interval}, {shift.reason}"
+                f"{_format_value(shift.shift, unit)}{interval}, minimum effect "
+                f"{_format_value(shift.min_effect, unit)}: {shift.reason}"
             )
         for name in comparison.vanished_metrics:
             lines.append(f"  VANISHED: {name}")

@@ -15,11 +15,14 @@ and Wolfe, *Nonparametric Statistical Methods*, sections 3.2 and 4.3), so a
 shift whose interval excludes 0 is also significant by the test, up to the
 approximation.
 
-The verdict needs both significance and size. A shift is ``regressed`` or
-``improved`` when the test rejects "no shift" at ``alpha`` and the estimate is
-at least the minimum effect in that direction. It is ``unchanged`` when the
-whole interval lies within the minimum effect on both sides, and
-``inconclusive`` otherwise: too few samples, or too much noise, to tell.
+The verdict needs both significance and size, so one interval decides it. A
+shift is ``regressed`` or ``improved`` when the test rejects "no shift" at
+``alpha`` and the whole interval lies past the minimum effect in that
+direction: the shift is then larger than the minimum effect with about
+``1 - alpha/2`` confidence, and a real shift smaller than it is flagged at most
+about ``alpha/2`` of the time. It is ``unchanged`` when the whole interval lies
+within the minimum effect on both sides, and ``inconclusive`` otherwise: too
+few samples, or too much noise, to tell.
 """
 
 from __future__ import annotations
@@ -250,23 +253,30 @@ def verdict_for(
     threshold: float,
     worse_when: str,
 ) -> tuple[Verdict, str]:
-    worse = estimate > 0 if worse_when == "higher" else estimate < 0
-    if p_value < alpha and abs(estimate) >= threshold and estimate != 0:
+    """Return the verdict of one shift and the reason for it, in words."""
+    if low is None or high is None:
+        return "inconclusive", "too few samples for a confidence interval"
+    level = f"{1 - alpha:.0%}"
+    beyond_high = low > 0 and low >= threshold
+    beyond_low = high < 0 and high <= -threshold
+    if p_value < alpha and (beyond_high or beyond_low):
+        worse = beyond_high if worse_when == "higher" else beyond_low
         direction: Verdict = "regressed" if worse else "improved"
         return direction, (
-            f"p = {p_value:.2g} < {alpha:g} and the shift is at least the minimum effect "
-            f"({threshold:.4g})"
+            f"p = {p_value:.2g} < {alpha:g} and the whole {level} interval is past the "
+            f"minimum effect ({threshold:.4g})"
         )
-    if low is not None and high is not None and -threshold < low and high < threshold:
-        return "unchanged", (
-            f"the {1 - alpha:.0%} interval lies within the minimum effect (±{threshold:.4g})"
+    if -threshold < low and high < threshold:
+        return (
+            "unchanged",
+            f"the {level} interval lies within the minimum effect (±{threshold:.4g})",
         )
     if p_value < alpha:
         return "inconclusive", (
-            f"p = {p_value:.2g} but the shift is below the minimum effect ({threshold:.4g}) "
-            "and its interval reaches past it"
+            f"p = {p_value:.2g}, but the {level} interval reaches into the minimum effect "
+            f"(±{threshold:.4g}): the shift may be too small to count"
         )
     return "inconclusive", (
-        f"p = {p_value:.2g} and the interval reaches past the minimum effect "
+        f"p = {p_value:.2g} and the {level} interval reaches past the minimum effect "
         f"(±{threshold:.4g}): more samples would tell"
     )
