@@ -12,7 +12,7 @@ set -euo pipefail
 
 readonly packages=(
     docker.io podman runc runsc catatonit busybox-static
-    iproute2 util-linux procps fio hyperfine
+    iproute2 util-linux procps fio hyperfine crun bubblewrap
 )
 readonly apt_log=/var/log/isobench-apt.log
 

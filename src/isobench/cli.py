@@ -44,6 +44,7 @@ from isobench.results import (
     new_run_id,
     read_run,
 )
+from isobench.runtimes.declared import ENV_FILES
 from isobench.spec.loader import find_suites, load_suite
 
 log = logging.getLogger("isobench")
@@ -66,6 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Check that container runtimes isolate, and compare them side by side.",
     )
     parser.add_argument("--version", action="version", version=f"isobench {__version__}")
+    parser.add_argument(
+        "--runtimes-file",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="FILE",
+        help="Runtimes file (TOML) that declares more runtime rows; repeatable. Read after "
+        "./runtimes.toml and ~/.config/isobench/runtimes.toml (see docs/adapters.md).",
+    )
     parser.add_argument(
         "-v",
         "--verbose",
@@ -204,6 +214,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if args.runtimes_file:
+        # Through the environment, so that the pytest plugin and its workers read them too.
+        named = [os.environ.get(ENV_FILES, ""), *(str(p.resolve()) for p in args.runtimes_file)]
+        os.environ[ENV_FILES] = os.pathsep.join(item for item in named if item)
+        runtimes.reset()
     # Plotting libraries log every font they look at on DEBUG.
     for noisy in ("matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -474,12 +489,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_runtimes(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
-    for name in runtimes.names():
+    for name, source in runtimes.sources().items():
         adapter = runtimes.get(name)
         info = adapter.availability()
         rows.append(
             {
                 "runtime": name,
+                "source": source,
                 "family": adapter.family,
                 "available": info.available,
                 "version": info.version,
@@ -494,7 +510,9 @@ def cmd_runtimes(args: argparse.Namespace) -> int:
     width = max(len(r["runtime"]) for r in rows)
     for row in rows:
         state = "available" if row["available"] else "not available"
-        print(f"{row['runtime']:<{width}}  {row['family']:<7} {state:<13} {row['version']}")
+        print(f"{row['runtime']:<{width}}  {row['family']:<8} {state:<13} {row['version']}")
+        if row["source"] != "built-in":
+            print(f"{'':<{width}}    declared: {row['source']}")
         for key, value in row["details"].items():
             print(f"{'':<{width}}    {key}: {value}")
         if not row["available"]:

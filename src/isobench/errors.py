@@ -2,7 +2,9 @@
 
     IsobenchError
     ├── UsageError            bad input from the user: exit status 2
-    │   ├── SuiteError        a malformed suite file (file, line, field)
+    │   ├── InputFileError    a malformed input file (file, line, field)
+    │   │   ├── SuiteError
+    │   │   └── RuntimesFileError
     │   └── UnknownRuntimeError
     ├── RuntimeUnavailable    a runtime's binary or daemon is missing
     └── HarnessError          the harness or a runtime could not run a check
@@ -31,8 +33,8 @@ class UsageError(IsobenchError):
     """Invalid input from the user: an option, a file or a name."""
 
 
-class SuiteError(UsageError):
-    """A suite file that cannot be loaded, with the place of the fault."""
+class InputFileError(UsageError):
+    """An input file that cannot be loaded, with the place of the fault."""
 
     def __init__(self, path: str, line: int | None, field: str | None, problem: str) -> None:
         self.path = path
@@ -42,6 +44,14 @@ class SuiteError(UsageError):
         where = f"{path}:{line}" if line is not None else path
         what = f"field '{field}': {problem}" if field else problem
         super().__init__(f"{where}: {what}")
+
+
+class SuiteError(InputFileError):
+    """A suite file that cannot be loaded, with the place of the fault."""
+
+
+class RuntimesFileError(InputFileError):
+    """A runtimes file that cannot be loaded, with the place of the fault."""
 
 
 class UnknownRuntimeError(UsageError):

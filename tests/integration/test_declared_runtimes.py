@@ -1,0 +1,121 @@
+"""Rows declared outside isobench run the namespaces suite: OCI path, template, entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from isobench.results import read_run
+from tests.conftest import REPO, require_root, strict_runtimes
+from tests.integration.test_cli import isobench
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES = REPO / "fixtures" / "runtimes" / "examples.toml"
+ADAPTER = REPO / "fixtures" / "adapters" / "unshare_adapter"
+#: Checks that any row with private namespaces passes.
+CORE = ("pid-ns-private", "uts-ns-private", "ipc-ns-private", "mnt-ns-private", "net-ns-private")
+
+
+def _require_binary(name: str) -> None:
+    if any((Path(d) / name).exists() for d in os.environ.get("PATH", "").split(":")):
+        return
+    message = f"{name} is not installed; run 'make setup'"
+    if strict_runtimes():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def _outcomes(out: Path, runtime: str) -> dict[str, str]:
+    """Return each check's outcome on ``runtime``, leaving out its request controls."""
+    _, records = read_run(out)
+    return {
+        r["check"]: r["outcome"]
+        for r in records
+        if r["runtime"] == runtime and not r.get("control")
+    }
+
+
+def _entry_point_env(tmp_path: Path) -> dict[str, str]:
+    """Register the example adapter as an installed distribution would: a dist-info directory
+    with entry_points.txt on the path, found by importlib.metadata."""
+    info = tmp_path / "site" / "isobench_unshare_adapter-0.1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: isobench-unshare-adapter\nVersion: 0.1.0\n"
+    )
+    (info / "entry_points.txt").write_text(
+        "[isobench.runtimes]\nunshare = unshare_adapter:UnshareAdapter\n"
+    )
+    path = [str(tmp_path / "site"), str(ADAPTER), os.environ.get("PYTHONPATH", "")]
+    return {"PYTHONPATH": os.pathsep.join(p for p in path if p)}
+
+
+@pytest.mark.parametrize("runtime", ["crun", "bwrap"])
+def test_declared_row_runs_namespaces(tmp_path: Path, runtime: str) -> None:
+    require_root()
+    _require_binary(runtime)
+    out = tmp_path / "run"
+
+    result = isobench(
+        *("--runtimes-file", str(EXAMPLES), "run", "--runtime", runtime),
+        *("--suite", "namespaces", "--out", str(out), "--no-gate"),
+    )
+
+    outcomes = _outcomes(out, runtime)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(outcomes) == 20
+    assert "error" not in outcomes.values(), result.stdout
+    for check in CORE:
+        assert outcomes[check] == "pass", (check, outcomes[check])
+
+
+def test_template_skip_names_file() -> None:
+    require_root()
+    _require_binary("bwrap")
+    result = isobench(*("--runtimes-file", str(EXAMPLES), "runtimes", "--json"))
+    rows = {row["runtime"]: row for row in json.loads(result.stdout)}
+    assert rows["bwrap"]["source"] == f"{EXAMPLES}:17"
+    assert rows["bwrap"]["family"] == "template"
+    assert rows["crun"]["family"] == "oci"
+
+
+def test_template_skips_unexpressed_request(tmp_path: Path) -> None:
+    require_root()
+    _require_binary("bwrap")
+    out = tmp_path / "run"
+
+    isobench(
+        *("--runtimes-file", str(EXAMPLES), "run", "--runtime", "bwrap"),
+        *("--suite", "namespaces", "-k", "userns", "--out", str(out), "--no-gate"),
+    )
+
+    _, records = read_run(out)
+    skipped = [r for r in records if r["outcome"] == "skip"]
+    assert skipped
+    assert all("declares no way to express 'userns'" in r["message"] for r in skipped)
+
+
+def test_entry_point_row_runs_namespaces(tmp_path: Path) -> None:
+    require_root()
+    env = _entry_point_env(tmp_path)
+    out = tmp_path / "run"
+
+    listed = isobench("runtimes", "--json", env=env)
+    result = isobench(
+        *("run", "--runtime", "unshare", "--suite", "namespaces", "--out", str(out)),
+        "--no-gate",
+        env=env,
+    )
+
+    rows = {row["runtime"]: row for row in json.loads(listed.stdout)}
+    outcomes = _outcomes(out, "unshare")
+    assert rows["unshare"]["source"] == "entry point unshare_adapter:UnshareAdapter"
+    assert rows["unshare"]["family"] == "code"
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(outcomes) == 20
+    for check in CORE:
+        assert outcomes[check] == "pass", (check, outcomes[check])
