@@ -18,11 +18,12 @@ SIGHUP, runs 'isobench ab docker+isobench-proof-runc docker+isobench-proof-WRAPP
 sessions, and restores daemon.json at the end, after a failure too. Every
 session directory is kept under DIR.
 
-``tables`` reads the session directories back and prints Markdown tables:
-per wrapper, how many sessions gave each verdict when cut after the first T
-seconds (from the sample times), with the paired test that 'isobench ab' uses
-and with the unpaired one. Cutting one session at several lengths shows the
-session length a detection rate needs without running every length apart.
+``tables`` reads the session directories back and prints Markdown tables.
+Each row counts, for one wrapper, the sessions that gave each verdict when
+cut after their first T seconds, using the sample times. The tables give the
+paired test that 'isobench ab' uses and the unpaired one. Cutting one
+session at several lengths shows the session length that a detection rate
+needs, without running every length apart.
 """
 
 from __future__ import annotations

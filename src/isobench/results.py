@@ -77,7 +77,7 @@ def cgroup_version(mode: str | None = None) -> str:
 
 
 def machine_id(path: Path = Path("/etc/machine-id")) -> str | None:
-    """Return a hash of the host's machine id, which tells machines apart without revealing it.
+    """Return a hash of the host's machine id: it differs between machines but hides the id.
 
     Returns None when the file is missing or empty (some containers and minimal images).
     """

@@ -56,7 +56,7 @@ BENCHMARK = "ab"
 RUN_METRIC = "run_rm"
 #: The order of the sides within a block: balanced against a linear drift.
 BLOCK = ("A", "B", "B", "A")
-#: The fewest samples a side that the statistics can judge.
+#: The minimum number of samples a side that the statistics can judge.
 MIN_PAIRS = MIN_SAMPLES
 
 
@@ -85,7 +85,7 @@ class Side:
 
 @dataclass
 class Plan:
-    """What a session measures and for how long."""
+    """The plan of a session: what it measures and for how long."""
 
     samples: int | None = None
     duration_s: float | None = None
@@ -205,7 +205,7 @@ def run_session(
 
     Everything the session creates is written to a journal first and removed
     at the end, after an error or an interrupt too. An interrupt is raised
-    again once ab.json holds what was measured.
+    again once ab.json contains what was measured.
     """
     request = Request(network=plan.network)  # type: ignore[arg-type]
     check_sides(sides, request)

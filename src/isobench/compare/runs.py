@@ -242,7 +242,7 @@ def _key(record: dict[str, Any]) -> tuple[str, str, str, str]:
 
 
 def _broken(record: dict[str, Any]) -> bool:
-    """Whether the record breaks a guarantee: a fail or xpass, or a negative control that passed.
+    """Tell whether the record breaks a guarantee: a fail or xpass, or a control that passed.
 
     Records written before ``expected_to_fail`` existed count the host row as the control.
     """

@@ -10,10 +10,10 @@ one-sample Hodges-Lehmann estimate: the median of the Walsh averages
 pair share, such as a daemon that slows down over minutes.
 
 Both confidence intervals are the distribution-free ones that invert the
-same rank test, with the normal approximation of its critical value (Hollander
-and Wolfe, *Nonparametric Statistical Methods*, sections 3.2 and 4.3), so a
-shift whose interval excludes 0 is also significant by the test, up to the
-approximation.
+same rank test: order statistics of the differences (or Walsh averages),
+picked with the normal approximation of the test's critical value. A shift
+whose interval excludes 0 is therefore also significant by the test, up to
+the approximation.
 
 The verdict needs both significance and size, so one interval decides it. A
 shift is ``regressed`` or ``improved`` when the test rejects "no shift" at
@@ -46,8 +46,8 @@ DEFAULT_ALPHA = 0.05
 #: Below this many samples a side, the rank tests cannot reach ``alpha`` = 0.05
 #: (with 3 and 3 the smallest two-sided p of Mann-Whitney U is 0.1).
 MIN_SAMPLES = 5
-# A difference matrix of at most this many cells (8 MB of float64) is built at
-# once; larger sample sets are thinned to every k-th sorted value first.
+# The largest difference matrix built at once: 8 MB of float64. Larger sample
+# sets are first thinned to every k-th sorted value.
 MAX_DIFFERENCES = 1_000_000
 
 

@@ -1,9 +1,12 @@
 """Runtime adapters: a registry of rows by name, loaded lazily.
 
-The rows come from four places, in this order: the built-in rows below,
-the rows of runtimes files (isobench.runtimes.declared), adapters that other
-packages register under the entry point group ``isobench.runtimes``, and
-``docker+NAME`` or ``podman+NAME`` for another OCI runtime of an engine.
+The rows come from four places, looked up in this order:
+
+1. the built-in rows below;
+2. the rows of runtimes files (isobench.runtimes.declared);
+3. adapters that other packages register under the entry point group
+   ``isobench.runtimes``;
+4. ``docker+NAME`` or ``podman+NAME``, for another OCI runtime of an engine.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ BUILTIN: dict[str, Callable[[], Adapter]] = {
     "host": _host,
 }
 
-#: Engines whose rows may name any other OCI runtime the engine knows: ``ENGINE+RUNTIME``.
+#: Engines whose rows may name another OCI runtime registered with them: ``ENGINE+RUNTIME``.
 ENGINES = ("docker", "podman")
 
 _cache: dict[str, Adapter] = {}

@@ -1,6 +1,6 @@
 """Runtimes declared in a runtimes file (TOML), beside the built-in rows.
 
-A runtimes file holds one table per runtime row under ``runtime``::
+A runtimes file contains one table per runtime row under ``runtime``::
 
     [runtime.crun]
     kind = "oci"                     # an OCI runtime CLI, run on a bundle

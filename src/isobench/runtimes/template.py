@@ -1,11 +1,16 @@
 """A runtime with a CLI of its own, driven by the argv templates of a runtimes file.
 
-The ``run`` template starts the container in the foreground. ``{rootfs}`` is
-a copy of the probe image's root directory, made for each container, ``{image}`` its reference,
-``{name}`` a container name that carries the run id, ``{argv}`` the command
-(one element each) and ``{options}`` the arguments of the request's fields,
-built from the file's ``options`` table. Every other placeholder is filled
-from the same values. Arguments never pass through a shell.
+The ``run`` template starts the container in the foreground. Its
+placeholders:
+
+- ``{rootfs}``: a copy of the probe image's root directory, made for each container;
+- ``{image}``: the image reference that the engines use;
+- ``{name}``: a container name that carries the run id;
+- ``{run_id}``: the run's id;
+- ``{argv}``: the command, one element per argument;
+- ``{options}``: the arguments of the request's fields, from the ``options`` table.
+
+Arguments never pass through a shell.
 
 A request that sets a field the file does not list in ``fields`` cannot be
 expressed, so the check is skipped with that reason, never passed.
