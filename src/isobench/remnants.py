@@ -11,10 +11,15 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 ENGINES = ("/usr/bin/docker", "/usr/bin/podman")
-OCI_STATE = {"runc": Path("/run/isobench/runc"), "runsc": Path("/run/isobench/runsc")}
+OCI_STATE = {
+    "runc": Path("/run/isobench/runc"),
+    "runsc": Path("/run/isobench/runsc"),
+    "isobox": Path("/run/isobench/isobox"),
+}
 
 
 def _engine_containers(binary: str, run_id: str) -> list[str]:
@@ -30,10 +35,11 @@ def _engine_containers(binary: str, run_id: str) -> list[str]:
 
 
 def _oci_containers(runtime: str, state: Path, run_id: str) -> list[str]:
-    if shutil.which(runtime) is None or not state.exists():
+    binary = shutil.which(runtime) or shutil.which(runtime, path=str(Path(sys.executable).parent))
+    if binary is None or not state.exists():
         return []
     listed = subprocess.run(
-        [runtime, "--root", str(state), "list", "--format", "json"],
+        [binary, "--root", str(state), "list", "--format", "json"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -53,6 +53,12 @@ def _runc() -> Adapter:
     return OciAdapter(RUNC)
 
 
+def _isobox() -> Adapter:
+    from isobench.runtimes.oci import ISOBOX, OciAdapter
+
+    return OciAdapter(ISOBOX)
+
+
 def _runsc() -> Adapter:
     from isobench.runtimes.oci import RUNSC, OciAdapter
 
@@ -72,6 +78,7 @@ BUILTIN: dict[str, Callable[[], Adapter]] = {
     "runc": _runc,
     "runsc": _runsc,
     "docker+runsc": _docker_runsc,
+    "isobox": _isobox,
     "host": _host,
 }
 

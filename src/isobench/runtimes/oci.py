@@ -9,6 +9,7 @@ import shlex
 import shutil
 import stat
 import subprocess
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,8 @@ class OciProfile:
     #: Request fields the runtime cannot express, with the reason.
     cannot: dict[str, str] = field(default_factory=dict)
     install_hint: str = ""
+    #: Installed with isobench: the binary beside the Python interpreter comes first.
+    bundled: bool = False
 
 
 RUNC = OciProfile(
@@ -68,6 +71,17 @@ RUNC = OciProfile(
         "a new network namespace holds only a loopback",
     },
     install_hint="Install it with 'apt-get install runc' or run 'make setup'.",
+)
+
+ISOBOX = OciProfile(
+    runtime="isobox",
+    binary_env="ISOBENCH_ISOBOX",
+    cannot={
+        "network=default": "isobox has no network of its own; a new network namespace holds "
+        "only a loopback",
+    },
+    install_hint="It is installed with isobench: run 'make setup'.",
+    bundled=True,
 )
 
 RUNSC = OciProfile(
@@ -354,7 +368,14 @@ class OciAdapter(Adapter):
 
     @property
     def binary(self) -> str:
-        return self._binary or os.environ.get(self.profile.binary_env) or self.profile.runtime
+        configured = self._binary or os.environ.get(self.profile.binary_env)
+        if configured:
+            return configured
+        if self.profile.bundled:
+            beside = Path(sys.executable).parent / self.profile.runtime
+            if beside.exists():
+                return str(beside)
+        return self.profile.runtime
 
     def state_root(self, ctx: Context) -> Path:
         return Path("/run/isobench") / self.name

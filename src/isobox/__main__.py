@@ -1,0 +1,5 @@
+import sys
+
+from isobox.cli import main
+
+sys.exit(main())
