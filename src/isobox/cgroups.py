@@ -13,7 +13,10 @@ import errno
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Device rules that every container gets, as runc grants them: the standard
 #: character devices, ptys, and mknod (not use) of any device.

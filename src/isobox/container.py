@@ -26,17 +26,18 @@ import json
 import os
 import resource
 import signal
-import socket
 import stat
 import struct
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from isobox import kernel
-from isobox.cgroups import Cgroup
+from isobox.cgroups import Cgroup, hierarchies
+
+if TYPE_CHECKING:
+    from typing import Any
 
 FIFO = "exec.fifo"
 STATE = "state.json"
@@ -360,7 +361,13 @@ def _create(
         os.fdopen(to_child_write, "wb", buffering=0) as to_child,
         os.fdopen(from_child_read, "rb", buffering=0) as from_child,
     ):
-        cgroup.join(parent)
+        # A cgroup namespace takes the cgroup of the process that unshares it as its
+        # root, so then the parent must be in the cgroup first. Otherwise only the init
+        # joins, while it sets up: the first move into a cgroup v1 hierarchy waits for
+        # an RCU grace period (14 ms on the reference host), and this overlaps it.
+        early = "cgroup" in _namespaces(config)
+        if early:
+            cgroup.join(parent)
         to_child.write(b"g")
         if "user" in _namespaces(config):
             _expect(from_child, b"u", parent)
@@ -371,11 +378,22 @@ def _create(
             os.waitpid(parent, 0)
             raise ContainerError(message.decode(errors="replace") or "the container's init failed")
         init = int(message.split()[1])
+        joined: OSError | None = None
+        if not early:
+            # The init forks nothing before it executes the process, which waits for
+            # 'start', so all of the container's processes start in the cgroup.
+            try:
+                cgroup.join(init)
+            except OSError as exc:
+                joined = exc  # the init may have failed already: its message says why
         # The init reports an error, or closes its end when it waits on the FIFO.
         error = _read_message(from_child)
-        if error:
+        if error or joined:
             os.waitpid(parent, 0)
-            raise ContainerError(error.decode(errors="replace"))
+            text = (
+                error.decode(errors="replace") if error else f"joining the cgroup failed: {joined}"
+            )
+            raise ContainerError(text)
     state = {
         "ociVersion": config.get("ociVersion", "1.0.2"),
         "id": name,
@@ -383,7 +401,7 @@ def _create(
         "init_start": _start_time(init),
         "parent": parent,
         "bundle": str(bundle),
-        "created": datetime.now(UTC).isoformat(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "state_dir": str(directory),
         "cgroup": cgroup.path,
         "namespaces": _namespaces(config),
@@ -664,8 +682,6 @@ def _remount(path: str, flags: int) -> None:
 
 def _mount_cgroups(destination: str, flags: int) -> None:
     """Mount the cgroup hierarchies under ``destination``: one per v1 controller, or cgroup2."""
-    from isobox.cgroups import hierarchies
-
     found = hierarchies()
     read_only = flags & kernel.MS_RDONLY
     base = kernel.MS_NOSUID | kernel.MS_NODEV | kernel.MS_NOEXEC
@@ -761,10 +777,13 @@ def _remount_read_only(path: str) -> None:
 def _loopback_up() -> None:
     """Bring up the new network namespace's loopback interface, as runc does."""
     siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as handle:
+    descriptor = kernel.datagram_socket()
+    try:
         request = struct.pack("16sH", b"lo", 0)
-        flags = struct.unpack("16sH", fcntl.ioctl(handle, siocgifflags, request))[1]
-        fcntl.ioctl(handle, siocsifflags, struct.pack("16sH", b"lo", flags | iff_up))
+        flags = struct.unpack("16sH", fcntl.ioctl(descriptor, siocgifflags, request))[1]
+        fcntl.ioctl(descriptor, siocsifflags, struct.pack("16sH", b"lo", flags | iff_up))
+    finally:
+        os.close(descriptor)
 
 
 def _capability_mask(names: list[str]) -> int:

@@ -74,7 +74,7 @@ def test_phases_each_judged(tmp_path: Path) -> None:
 
     document = json.loads((out / "ab.json").read_text())
     assert result.returncode == 0, result.stdout + result.stderr
-    assert set(document["metrics"]) == {"create", "start_to_output", "exit", "remove", "run_rm"}
+    assert set(document["metrics"]) == {"create", "start_to_output", "exit", "remove", "total"}
     lines = (out / "samples.jsonl").read_text().splitlines()
     sides = {json.loads(line)["params"]["side"] for line in lines}
     assert sides == {"A", "B"}

@@ -210,3 +210,67 @@ def test_markdown_lists_weak_baseline(tmp_path: Path) -> None:
     assert "**Weak baseline:** the runs are from different machines" in markdown
     document = to_dict(compare_runs(DATA / "suites-base", new))
     assert document["weak_baseline"]
+
+
+# Benchmarks: runc, and runc behind a wrapper that sleeps 10 ms first.
+
+
+def test_recorded_slower_runc_regressed() -> None:
+    comparison = compare_runs(DATA / "bench-base", DATA / "bench-slow")
+    verdicts = {m.metric: m.shift.verdict for m in comparison.metrics}
+    run_rm = next(m for m in comparison.metrics if m.metric == "run_rm")
+    assert verdicts["run_rm"] == "regressed"
+    assert verdicts["create"] == "regressed"
+    assert run_rm.shift.ci_low is not None and run_rm.shift.ci_low > 0.010
+    assert ("runtime runc binary", "/usr/sbin/runc", "/var/tmp/proof/wrappers/runc-sleep10") in (
+        comparison.environment
+    )
+    assert any(
+        line.startswith("regressed: startup/run_rm on runc") for line in comparison.gate_failures
+    )
+
+
+def test_recorded_same_runc_not_regressed() -> None:
+    comparison = compare_runs(DATA / "bench-base", DATA / "bench-same")
+    verdicts = {m.shift.verdict for m in comparison.metrics}
+    assert len(comparison.metrics) == 5
+    assert "regressed" not in verdicts
+    assert "improved" not in verdicts
+    assert comparison.gate_failures == []
+
+
+def test_holm_adjusts_p_values() -> None:
+    adjusted = compare_runs(DATA / "bench-base", DATA / "bench-same")
+    alone = compare_runs(DATA / "bench-base", DATA / "bench-same", holm=False)
+    for with_holm, without in zip(adjusted.metrics, alone.metrics, strict=True):
+        assert with_holm.p_adjusted is not None and without.p_adjusted is not None
+        assert with_holm.p_adjusted >= without.p_adjusted
+
+
+def test_vanished_metric_fails_gate(tmp_path: Path) -> None:
+    new = _copy("bench-same", tmp_path)
+    samples = new / "samples.jsonl"
+    kept = [line for line in samples.read_text().splitlines() if '"metric": "remove"' not in line]
+    samples.write_text("\n".join(kept) + "\n")
+    comparison = compare_runs(DATA / "bench-base", new)
+    assert comparison.vanished_metrics == ["startup/remove on runc (network=none)"]
+    assert "vanished benchmark metric: startup/remove on runc (network=none)" in (
+        comparison.gate_failures
+    )
+
+
+def test_missing_samples_noted(tmp_path: Path) -> None:
+    new = _copy("bench-same", tmp_path)
+    (new / "samples.jsonl").unlink()
+    comparison = compare_runs(DATA / "bench-base", new)
+    assert comparison.metrics == []
+    assert any("has no samples.jsonl" in note for note in comparison.notes)
+
+
+def test_min_effect_option(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(
+        ["compare", str(DATA / "bench-base"), str(DATA / "bench-slow"), "--min-effect", "50ms"]
+    )
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "REGRESSED" not in out

@@ -85,7 +85,7 @@ def _add_ab_parser(commands: Any) -> None:
         "--phases",
         action="store_true",
         help="Time create, start to first output, exit and remove apart, and their sum as "
-        "run_rm, instead of one whole 'run --rm'.",
+        "'total', instead of one whole 'run --rm'.",
     )
     parser.add_argument(
         "--network",

@@ -264,19 +264,16 @@ def verdict_for(
         direction: Verdict = "regressed" if worse else "improved"
         return direction, (
             f"p = {p_value:.2g} < {alpha:g} and the whole {level} interval is past the "
-            f"minimum effect ({threshold:.4g})"
+            "minimum effect"
         )
     if -threshold < low and high < threshold:
-        return (
-            "unchanged",
-            f"the {level} interval lies within the minimum effect (±{threshold:.4g})",
-        )
+        return "unchanged", f"the {level} interval lies within the minimum effect"
     if p_value < alpha:
         return "inconclusive", (
-            f"p = {p_value:.2g}, but the {level} interval reaches into the minimum effect "
-            f"(±{threshold:.4g}): the shift may be too small to count"
+            f"p = {p_value:.2g}, but the {level} interval reaches into the minimum effect, "
+            "so the shift may be too small to count"
         )
     return "inconclusive", (
-        f"p = {p_value:.2g} and the {level} interval reaches past the minimum effect "
-        f"(±{threshold:.4g}): more samples would tell"
+        f"p = {p_value:.2g} and the {level} interval reaches past the minimum effect: "
+        "more samples would tell"
     )
