@@ -336,6 +336,7 @@ create_venv() {
     fi
     if [[ $created == false && -e $venv_stamp && ! $repo_root/pyproject.toml -nt $venv_stamp ]]; then
         log "virtualenv: $venv already present"
+        compile_sources
         return
     fi
 
@@ -344,6 +345,15 @@ create_venv() {
         die "pip install -e '.[dev]' into $venv failed; see pip's output above"
     touch "$venv_stamp"
     log "virtualenv: installed into $venv"
+    compile_sources
+}
+
+# Writes the bytecode of src/ ahead of time. Where PYTHONDONTWRITEBYTECODE is set,
+# Python would otherwise compile every module at every start, and isobox, a runtime
+# started once per container, would take twice as long to start.
+compile_sources() {
+    "$venv/bin/python" -m compileall -q "$repo_root/src" >/dev/null ||
+        die "compiling $repo_root/src failed; see the output above"
 }
 
 main() {

@@ -54,10 +54,10 @@ def _entry_point_env(tmp_path: Path) -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join(p for p in path if p)}
 
 
-@pytest.mark.parametrize("runtime", ["crun", "bwrap"])
+@pytest.mark.parametrize("runtime", ["runc-build", "bwrap"])
 def test_declared_row_runs_namespaces(tmp_path: Path, runtime: str) -> None:
     require_root()
-    _require_binary(runtime)
+    _require_binary("runc" if runtime == "runc-build" else runtime)
     out = tmp_path / "run"
 
     result = isobench(
@@ -78,9 +78,10 @@ def test_template_skip_names_file() -> None:
     _require_binary("bwrap")
     result = isobench(*("--runtimes-file", str(EXAMPLES), "runtimes", "--json"))
     rows = {row["runtime"]: row for row in json.loads(result.stdout)}
-    assert rows["bwrap"]["source"] == f"{EXAMPLES}:17"
+    assert rows["bwrap"]["source"] == f"{EXAMPLES}:29"
     assert rows["bwrap"]["family"] == "template"
-    assert rows["crun"]["family"] == "oci"
+    assert rows["runc-build"]["family"] == "oci"
+    assert rows["runc-build"]["details"]["binary"] == "/usr/sbin/runc"
 
 
 def test_template_skips_unexpressed_request(tmp_path: Path) -> None:
@@ -90,7 +91,7 @@ def test_template_skips_unexpressed_request(tmp_path: Path) -> None:
 
     isobench(
         *("--runtimes-file", str(EXAMPLES), "run", "--runtime", "bwrap"),
-        *("--suite", "namespaces", "-k", "userns", "--out", str(out), "--no-gate"),
+        *("--suite", "namespaces", "-k", "user-ns", "--out", str(out), "--no-gate"),
     )
 
     _, records = read_run(out)

@@ -158,9 +158,15 @@ def test_lifecycle_create_start_delete(tmp_path: Path) -> None:
     bundle = _bundle(tmp_path, Request(), ["/bin/sleep", "60"], "/isobox-test-life")
     base = [str(ISOBOX), "--root", str(state)]
 
-    created = subprocess.run(
-        [*base, "create", "--bundle", str(bundle), "t5"], capture_output=True, timeout=60
-    )
+    # The container inherits the standard streams of 'create', so they go to a file:
+    # a pipe would stay open as long as the container runs.
+    with (tmp_path / "create.log").open("wb") as log:
+        created = subprocess.run(
+            [*base, "create", "--bundle", str(bundle), "t5"],
+            stdout=log,
+            stderr=log,
+            timeout=60,
+        )
     first = json.loads(
         subprocess.run([*base, "state", "t5"], capture_output=True, timeout=30).stdout
     )
@@ -182,7 +188,7 @@ def test_lifecycle_create_start_delete(tmp_path: Path) -> None:
     deleted = subprocess.run([*base, "delete", "t5"], capture_output=True, timeout=30)
     gone = subprocess.run([*base, "state", "t5"], capture_output=True, text=True, timeout=30)
 
-    assert created.returncode == 0, created.stderr
+    assert created.returncode == 0, (tmp_path / "create.log").read_text()
     assert first["status"] == "created"
     assert first["pid"] > 0
     assert second["status"] == "running"
@@ -194,27 +200,59 @@ def test_lifecycle_create_start_delete(tmp_path: Path) -> None:
     assert _left(state, "isobox-test-life") == []
 
 
-def test_interrupted_run_cleans_up(tmp_path: Path) -> None:
+def test_signal_reaches_container(tmp_path: Path) -> None:
     require_root()
     require_runtime("isobox")
     state = tmp_path / "state"
-    bundle = _bundle(tmp_path, Request(), ["/bin/sleep", "60"], "/isobox-test-int")
+    script = 'trap "exit 3" TERM; echo ready; while :; do sleep 1; done'
+    bundle = _bundle(tmp_path, Request(), ["/bin/sh", "-c", script], "/isobox-test-sig")
     process = subprocess.Popen(
         [str(ISOBOX), "--root", str(state), "run", "--bundle", str(bundle), "t6"],
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    deadline = time.monotonic() + 30
-    while not (state / "t6" / "state.json").exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.2)
+    assert process.stdout is not None
+    ready = process.stdout.readline()
 
+    # As with runc, 'run' passes SIGTERM on to the container's init, and returns its status.
     process.send_signal(signal.SIGTERM)
     code = process.wait(30)
 
-    # The signal reaches the container's init (sleep has no handler): exit 128 + 15.
-    assert code == 143
-    assert _left(state, "isobox-test-int") == []
+    assert ready == b"ready\n"
+    assert code == 3
+    assert _left(state, "isobox-test-sig") == []
+
+
+def test_killed_run_removed_by_force_delete(tmp_path: Path) -> None:
+    require_root()
+    require_runtime("isobox")
+    state = tmp_path / "state"
+    bundle = _bundle(tmp_path, Request(), ["/bin/sleep", "600"], "/isobox-test-kill")
+    process = subprocess.Popen(
+        [str(ISOBOX), "--root", str(state), "run", "--bundle", str(bundle), "t7"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while not (state / "t7" / "state.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)
+
+    # SIGKILL leaves the container running, as it does with runc; the harness's
+    # journal then runs 'delete --force', which ends it and removes the rest.
+    process.kill()
+    process.wait(30)
+    pid = json.loads((state / "t7" / "state.json").read_text())["pid"]
+    deleted = subprocess.run(
+        [str(ISOBOX), "--root", str(state), "delete", "--force", "t7"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert deleted.returncode == 0, deleted.stderr
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+    assert _left(state, "isobox-test-kill") == []
 
 
 def test_listed_by_isobench() -> None:

@@ -99,16 +99,17 @@ def test_missing_file_rejected(tmp_path: Path) -> None:
 
 def test_examples_load() -> None:
     rows = load_file(EXAMPLES, BUILTIN)
-    assert sorted(rows) == ["bwrap", "crun"]
-    assert rows["crun"].line == 7
-    assert rows["bwrap"].line == 17
+    assert sorted(rows) == ["bwrap", "crun", "runc-build"]
+    assert rows["runc-build"].line == 9
+    assert rows["crun"].line == 19
+    assert rows["bwrap"].line == 29
 
 
 def test_declared_rows_listed_after_builtin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_FILES, str(EXAMPLES))
     sources = runtimes.sources()
     assert list(sources)[: len(BUILTIN)] == BUILTIN
-    assert sources["crun"] == f"{EXAMPLES}:7"
+    assert sources["crun"] == f"{EXAMPLES}:19"
     assert isinstance(runtimes.get("crun"), OciAdapter)
     assert isinstance(runtimes.get("bwrap"), TemplateAdapter)
 
@@ -135,7 +136,7 @@ def test_cli_flag_reaches_environment(capsys: pytest.CaptureFixture[str]) -> Non
     status = main(["--runtimes-file", str(EXAMPLES), "runtimes", "--json"])
     out = capsys.readouterr().out
     assert status == 0
-    assert f'"source": "{EXAMPLES}:17"' in out
+    assert f'"source": "{EXAMPLES}:29"' in out
     assert str(EXAMPLES) in os.environ[ENV_FILES]
 
 
@@ -150,6 +151,34 @@ def test_locate_inline_table() -> None:
     assert locate(text, ("runtime", "a", "cannot", "pid")) == 3
     assert locate(text, ("runtime", "a", "kind")) == 2
     assert locate(text, ("runtime", "b")) is None
+
+
+def test_bare_cannot_field_skips_any_value(tmp_path: Path) -> None:
+    path = tmp_path / "r.toml"
+    path.write_text(
+        '[runtime.mine]\nkind = "oci"\npath = "crun"\ncannot = { memory = "no cgroups" }\n'
+    )
+    monkeypatch_env = {ENV_FILES: str(path)}
+    os.environ.update(monkeypatch_env)
+    try:
+        runtimes.reset()
+        adapter = runtimes.get("mine")
+        assert adapter.unsupported(Request(memory=64 << 20)) == "no cgroups"
+        assert adapter.unsupported(Request()) is None
+    finally:
+        del os.environ[ENV_FILES]
+        runtimes.reset()
+
+
+def test_unknown_cannot_field_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "r.toml"
+    path.write_text(
+        '[runtime.mine]\nkind = "oci"\npath = "crun"\n\n[runtime.mine.cannot]\nmemroy = "x"\n'
+    )
+    with pytest.raises(RuntimesFileError) as info:
+        load_file(path)
+    assert info.value.line == 6
+    assert info.value.field == "runtime.mine.cannot.memroy"
 
 
 def test_placeholders_escaped_braces() -> None:
@@ -171,12 +200,12 @@ def test_template_skips_unlisted_field() -> None:
     reason = _bwrap().unsupported(Request(memory=64 * 1024 * 1024))
     assert reason is not None
     assert "declares no way to express 'memory'" in reason
-    assert "examples.toml:17" in reason
+    assert "examples.toml:29" in reason
 
 
 def test_template_skips_value_without_arguments() -> None:
     reason = _bwrap().unsupported(Request(pid="host"))
-    assert reason == (f"bwrap declares no arguments for pid=host in {EXAMPLES}:17 (it has private)")
+    assert reason == (f"bwrap declares no arguments for pid=host in {EXAMPLES}:29 (it has private)")
 
 
 def test_template_accepts_listed_fields() -> None:

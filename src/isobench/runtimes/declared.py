@@ -201,6 +201,8 @@ def load_file(path: Path, builtin: Sequence[str] = ()) -> dict[str, DeclaredRow]
             )
         if isinstance(spec, TemplateRuntime):
             _check_template(path, text, name, spec)
+        else:
+            _check_cannot(path, text, name, spec)
         rows[name] = DeclaredRow(name, spec, path, line)
     return rows
 
@@ -348,6 +350,20 @@ def placeholders(argument: str) -> list[str]:
         if match.group(1) is not None:
             names.append(match.group(1))
     return names
+
+
+def _check_cannot(path: Path, text: str, name: str, spec: OciRuntime) -> None:
+    known = request_fields()
+    for key in spec.cannot:
+        field = key.partition("=")[0]
+        if field not in known:
+            loc = ("runtime", name, "cannot", key)
+            raise _error(
+                path,
+                locate(text, loc),
+                ".".join(loc),
+                f"'{field}' is not a request field; known: {', '.join(known)}",
+            )
 
 
 def _check_template(path: Path, text: str, name: str, spec: TemplateRuntime) -> None:

@@ -45,6 +45,8 @@ DEFAULT_CAPABILITIES = (
     "CAP_AUDIT_WRITE",
 )
 
+_DEFAULT_REQUEST = Request()
+
 USERNS_HOST_ID = 100000
 USERNS_SIZE = 65536
 
@@ -417,8 +419,12 @@ class OciAdapter(Adapter):
                 "(docker-init, catatonit) in front of the command"
             )
         for key, reason in self.profile.cannot.items():
-            field_name, _, value = key.partition("=")
-            if str(getattr(request, field_name)) == value:
+            field_name, equals, value = key.partition("=")
+            current = getattr(request, field_name)
+            # "field=value" matches that value; a bare "field" matches any value but the default.
+            if equals and str(current) == value:
+                return reason
+            if not equals and current != getattr(_DEFAULT_REQUEST, field_name):
                 return reason
         return None
 
