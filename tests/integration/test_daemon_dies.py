@@ -8,6 +8,7 @@ The daemon the host runs is not touched.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -26,6 +27,7 @@ from tests.integration.test_cli import isobench
 pytestmark = pytest.mark.integration
 
 START_TIMEOUT_S = 60
+START_ATTEMPTS = 3
 
 
 class PrivateDaemon:
@@ -49,18 +51,20 @@ class PrivateDaemon:
             *("--pidfile", str(self.base / "dockerd.pid")),
             *("--bridge", "none", "--iptables=false", "--ip-masq=false"),
         ]
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(argv, stdout=log, stderr=log)
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            answer = subprocess.run(
-                ["docker", "--host", self.host, "version"], capture_output=True, timeout=30
-            )
-            if answer.returncode == 0:
-                return
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.5)
+        # After a SIGKILL, the first start can time out while the old containerd still
+        # holds its socket, so a start that ends early is tried again.
+        for _ in range(START_ATTEMPTS):
+            with self.log.open("ab") as log:
+                self.process = subprocess.Popen(argv, stdout=log, stderr=log)
+            deadline = time.monotonic() + START_TIMEOUT_S
+            while time.monotonic() < deadline and self.process.poll() is None:
+                answer = subprocess.run(
+                    ["docker", "--host", self.host, "version"], capture_output=True, timeout=30
+                )
+                if answer.returncode == 0:
+                    return
+                time.sleep(0.5)
+            self.stop()
         pytest.fail(f"the test's dockerd did not start; see {self.log}:\n{self.log.read_text()}")
 
     def kill(self) -> None:
@@ -76,6 +80,27 @@ class PrivateDaemon:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(30)
+
+    def end_leftovers(self) -> None:
+        """End the processes this daemon started that outlived it (containerd and its
+        shims), by PID, and unmount what it mounted under the test's directory."""
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if str(self.base) in cmdline and int(entry.name) != os.getpid():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(entry.name), signal.SIGKILL)
+        mounts = [
+            line.split()[4]
+            for line in Path("/proc/self/mountinfo").read_text().splitlines()
+            if line.split()[4].startswith(f"{self.base}/")
+        ]
+        for mount_point in sorted(mounts, reverse=True):
+            subprocess.run(["umount", "-l", mount_point], capture_output=True, timeout=30)
 
     def containers(self) -> list[str]:
         listed = subprocess.run(
@@ -97,8 +122,8 @@ def daemon() -> Iterator[PrivateDaemon]:
     try:
         yield made
     finally:
-        # Started again if the test killed it, so that it stops its containerd and
-        # unmounts its layers before the directory goes.
+        # Started again if the test killed it, so that it removes its containers,
+        # stops its containerd and unmounts its layers before the directory goes.
         if made.process is None or made.process.poll() is not None:
             made.start()
         for container in made.containers():
@@ -108,9 +133,8 @@ def daemon() -> Iterator[PrivateDaemon]:
                 timeout=60,
             )
         made.stop()
-        mounted = [line for line in Path("/proc/self/mountinfo").read_text().splitlines()]
-        if not any(str(base) in line for line in mounted):
-            shutil.rmtree(base, ignore_errors=True)
+        made.end_leftovers()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_daemon_killed_mid_run(tmp_path: Path, daemon: PrivateDaemon) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from isobench.errors import CommandTimeout, HarnessError, IsobenchError
+from isobench.errors import CommandFailed, CommandTimeout, HarnessError, IsobenchError
 from isobench.journal import Entry, Journal
 from isobench.model import Request, RunResult
 
@@ -162,6 +162,14 @@ class Adapter(abc.ABC):
     def exit_state(self, ctx: Context, launched: Launched) -> dict[str, str]:
         """Return what the runtime reports about the exited container (such as its OOM flag)."""
         return {}
+
+    def runtime_failure(self, exit_code: int, stderr: str) -> str | None:
+        """Return why the runtime itself failed, when the exit status and stderr show it.
+
+        Then the container's command did not run to its end, so its exit status
+        is not a verdict. None means the status is the command's.
+        """
+        return None
 
     def reap(self, ctx: Context, launched: Launched) -> None:  # noqa: B027 - optional hook
         """End what the container's first process left running once it exited."""
@@ -311,6 +319,10 @@ def execute(
         out.join(5)
         err.join(5)
         duration = time.monotonic() - started
+        failure = adapter.runtime_failure(exit_code, err.text)
+        if failure is not None:
+            # The runtime failed, not the command in the container: no verdict.
+            raise CommandFailed(launched.argv, exit_code, out.text, err.text, hint=failure)
         exit_state = adapter.exit_state(ctx, launched)
 
         result = RunResult(

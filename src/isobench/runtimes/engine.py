@@ -24,6 +24,10 @@ from isobench.runtimes.base import Adapter, Availability, Context, Launched, Pro
 log = logging.getLogger(__name__)
 
 _ABSENT = ("No such container", "no such container", "no container with name or ID")
+#: The exit status of 'docker run' and 'podman run' when the engine, not the command, failed.
+ENGINE_FAILURE_STATUS = 125
+#: How the engines' own error messages start: docker's client, its daemon, and podman.
+ENGINE_ERROR_PREFIXES = ("docker: ", "Error response from daemon", "Error: ")
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,26 @@ class EngineAdapter(Adapter):
             return f"'{self.oci_runtime}' is not installed"
         return ""
 
+    def _endpoint(self) -> list[str]:
+        """Return the client option that names the engine this run uses, when the
+        environment chose it: 'isobench clean' may run without that environment."""
+        variable = {"docker": "DOCKER_HOST", "podman": "CONTAINER_HOST"}[self.profile.engine]
+        address = os.environ.get(variable)
+        if not address:
+            return []
+        return ["--host" if self.profile.engine == "docker" else "--url", address]
+
+    def runtime_failure(self, exit_code: int, stderr: str) -> str | None:
+        # docker and podman exit 125 when the error is with the engine itself (a
+        # daemon that does not answer, an invalid option), and say so on stderr.
+        # A command in the container may exit 125 too, so the message decides.
+        if exit_code != ENGINE_FAILURE_STATUS:
+            return None
+        for line in stderr.splitlines():
+            if line.startswith(ENGINE_ERROR_PREFIXES):
+                return f"{self.profile.engine} itself failed: {line.strip()}"
+        return None
+
     # -- requests --------------------------------------------------------
 
     def unsupported(self, request: Request) -> str | None:
@@ -369,7 +393,7 @@ class EngineAdapter(Adapter):
         entry = ctx.journal.record(
             "container",
             name,
-            [self.binary, "rm", "--force", name],
+            [self.binary, *self._endpoint(), "rm", "--force", name],
             runtime=self.name,
             absent=_ABSENT,
         )
