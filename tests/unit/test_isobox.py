@@ -32,9 +32,9 @@ MOUNTINFO_V1 = """\
 MOUNTINFO_V2 = "25 30 0:22 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
 
 
-def _bundle(tmp_path: Path, config: dict[str, object]) -> Path:
+def _bundle(tmp_path: Path, config: dict[str, object]) -> str:
     (tmp_path / "config.json").write_text(json.dumps(config))
-    return tmp_path
+    return str(tmp_path)
 
 
 def test_isobench_config_accepted(tmp_path: Path) -> None:
@@ -78,7 +78,7 @@ def test_namespace_path_rejected(tmp_path: Path) -> None:
 
 def test_missing_config(tmp_path: Path) -> None:
     with pytest.raises(ContainerError, match=r"config\.json not found"):
-        load_config(tmp_path)
+        load_config(str(tmp_path))
 
 
 def test_mount_options_split() -> None:
@@ -101,19 +101,19 @@ def test_inside_keeps_symlinks_in_root(tmp_path: Path) -> None:
 
 def test_hierarchies_v1_and_v2() -> None:
     found = hierarchies(MOUNTINFO_V1)
-    assert found["memory"] == Path("/sys/fs/cgroup/memory")
-    assert found["cpu,cpuacct"] == Path("/sys/fs/cgroup/cpu,cpuacct")
-    assert found[""] == Path("/sys/fs/cgroup/unified")
-    assert found["name=systemd"] == Path("/sys/fs/cgroup/systemd")
-    assert hierarchies(MOUNTINFO_V2) == {"": Path("/sys/fs/cgroup")}
+    assert found["memory"] == "/sys/fs/cgroup/memory"
+    assert found["cpu,cpuacct"] == "/sys/fs/cgroup/cpu,cpuacct"
+    assert found[""] == "/sys/fs/cgroup/unified"
+    assert found["name=systemd"] == "/sys/fs/cgroup/systemd"
+    assert hierarchies(MOUNTINFO_V2) == {"": "/sys/fs/cgroup"}
 
 
 def test_cgroup_directories() -> None:
     hybrid = Cgroup("/box-1", MOUNTINFO_V1)
-    assert Path("/sys/fs/cgroup/memory/box-1") in hybrid.directories()
+    assert "/sys/fs/cgroup/memory/box-1" in hybrid.directories()
     assert not hybrid.unified
     unified = Cgroup("box-1", MOUNTINFO_V2)
-    assert unified.directories() == [Path("/sys/fs/cgroup/box-1")]
+    assert unified.directories() == ["/sys/fs/cgroup/box-1"]
     assert unified.unified
 
 
@@ -132,13 +132,13 @@ def test_unknown_signal() -> None:
 
 def test_state_of_missing_container(tmp_path: Path) -> None:
     with pytest.raises(ContainerError, match="container x does not exist"):
-        read_state(tmp_path, "x")
+        read_state(str(tmp_path), "x")
 
 
 @pytest.mark.parametrize("name", ["", "a/b", "..", "."])
 def test_invalid_container_id(tmp_path: Path, name: str) -> None:
     with pytest.raises(ContainerError, match="invalid container id"):
-        read_state(tmp_path, name)
+        read_state(str(tmp_path), name)
 
 
 def test_cli_error_exit_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
