@@ -186,5 +186,22 @@ def read_run(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     return meta, records
 
 
+def read_run_directory(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Read a run directory for a report; raise UsageError when it is not one."""
+    run_file = run_dir / RUN_FILE
+    if not run_file.is_file():
+        raise UsageError(
+            f"{run_dir}: not a run directory because {RUN_FILE} is missing. "
+            "Pass the directory that 'isobench run --out' wrote."
+        )
+    try:
+        meta, records = read_run(run_dir)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{run_file}: failed to read the run metadata: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise UsageError(f"{run_file}: invalid run metadata: expected a JSON object")
+    return meta, [record for record in records if isinstance(record, dict)]
+
+
 def elapsed(start: float) -> float:
     return round(time.monotonic() - start, 3)

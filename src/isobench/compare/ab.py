@@ -382,12 +382,7 @@ def format_table(outcome: Outcome, sides: list[Side]) -> str:
         f"{'interval':>22} {'p':>8}  verdict",
     ]
     for metric, shift in outcome.shifts.items():
-        interval = (
-            f"[{_ms(shift.ci_low)}, {_ms(shift.ci_high)}]"
-            if shift.ci_low is not None and shift.ci_high is not None
-            else "-"
-        )
-        p_value = f"{shift.p_value:.2g}" if shift.p_value is not None else "-"
+        interval, p_value = _interval_and_p(shift, "[{}, {}]")
         lines.append(
             f"{metric:<16} {_ms(shift.base_median):>10} {_ms(shift.new_median):>10} "
             f"{_ms(shift.shift):>10} {interval:>22} {p_value:>8}  {shift.verdict}"
@@ -409,18 +404,22 @@ def format_markdown(outcome: Outcome, sides: list[Side]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for metric, shift in outcome.shifts.items():
-        interval = (
-            f"{_ms(shift.ci_low)} to {_ms(shift.ci_high)}"
-            if shift.ci_low is not None and shift.ci_high is not None
-            else "-"
-        )
-        p_value = f"{shift.p_value:.2g}" if shift.p_value is not None else "-"
+        interval, p_value = _interval_and_p(shift, "{} to {}")
         rows.append(
             f"| {metric} | {_ms(shift.base_median)} | {_ms(shift.new_median)} | "
             f"{_ms(shift.shift)} | {interval} | {p_value} | **{shift.verdict}** |"
         )
     rows += ["", _method_note(outcome), ""]
     return "\n".join(rows)
+
+
+def _interval_and_p(shift: Shift, form: str) -> tuple[str, str]:
+    """Return the interval in milliseconds, written with ``form``, and the p-value; "-" for none."""
+    interval = "-"
+    if shift.ci_low is not None and shift.ci_high is not None:
+        interval = form.format(_ms(shift.ci_low), _ms(shift.ci_high))
+    p_value = f"{shift.p_value:.2g}" if shift.p_value is not None else "-"
+    return interval, p_value
 
 
 def _method_note(outcome: Outcome) -> str:

@@ -26,9 +26,8 @@ from typing import Any
 
 from junitparser import Attr, Error, Failure, IntAttr, JUnitXml, Skipped, TestCase, TestSuite
 
-from isobench.errors import UsageError
 from isobench.report import frames
-from isobench.results import OUTCOMES, RESULTS_FILE, RUN_FILE, Record, read_run
+from isobench.results import OUTCOMES, RESULTS_FILE, Record, read_run_directory
 
 JUNIT_FILE = "junit.xml"
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -100,18 +99,7 @@ def write_junit(run_dir: Path, out_dir: Path | None = None) -> Path:
     ``run_dir``. Raises ``UsageError`` when ``run_dir`` has no readable run.json.
     A missing results.jsonl gives a document without testsuites.
     """
-    run_file = run_dir / RUN_FILE
-    if not run_file.is_file():
-        raise UsageError(
-            f"{run_dir}: not a run directory because {RUN_FILE} is missing. "
-            "Pass the directory that 'isobench run --out' wrote."
-        )
-    try:
-        meta, records = read_run(run_dir)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{run_file}: failed to read the run metadata: {exc}") from exc
-    if not isinstance(meta, dict):
-        raise UsageError(f"{run_file}: invalid run metadata: expected a JSON object")
+    meta, records = read_run_directory(run_dir)
 
     target = run_dir if out_dir is None else out_dir
     target.mkdir(parents=True, exist_ok=True)

@@ -36,10 +36,10 @@ from matplotlib.ticker import MaxNLocator
 
 from isobench.bench import stats
 from isobench.bench.samples import SAMPLES_FILE, Sample
-from isobench.errors import HarnessError, UsageError
+from isobench.errors import HarnessError
 from isobench.report import frames
 from isobench.report.ci import JUNIT_FILE, write_junit
-from isobench.results import RESULTS_FILE, RUN_FILE, read_run
+from isobench.results import RESULTS_FILE, read_run_directory
 
 SUMMARY_FILE = "summary.md"
 HTML_FILE = "index.html"
@@ -352,19 +352,7 @@ def load_report(run_dir: Path) -> Report:
 
 
 def _read_run_directory(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    run_file = run_dir / RUN_FILE
-    if not run_file.is_file():
-        raise UsageError(
-            f"{run_dir}: not a run directory because {RUN_FILE} is missing. "
-            "Pass the directory that 'isobench run --out' wrote."
-        )
-    try:
-        meta, records = read_run(run_dir)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{run_file}: failed to read the run metadata: {exc}") from exc
-    if not isinstance(meta, dict):
-        raise UsageError(f"{run_file}: invalid run metadata: expected a JSON object")
-    return meta, [record for record in records if isinstance(record, dict)]
+    return read_run_directory(run_dir)
 
 
 def _read_posture(run_dir: Path) -> tuple[list[dict[str, Any]], list[str]] | None:
