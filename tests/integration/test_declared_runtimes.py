@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,42 @@ def test_entry_point_row_runs_namespaces(tmp_path: Path) -> None:
     assert len(outcomes) == 20
     for check in CORE:
         assert outcomes[check] == "pass", (check, outcomes[check])
+
+
+def test_create_start_row_runs_suites(tmp_path: Path) -> None:
+    """An OCI runtime driven by create and start under isobench's shim, without exec:
+    isobox, declared a second time with only those commands."""
+    require_root()
+    isobox = Path(sys.executable).parent / "isobox"
+    runtimes_file = tmp_path / "runtimes.toml"
+    runtimes_file.write_text(
+        "[runtime.isobox-create]\n"
+        'kind = "oci"\n'
+        f'path = "{isobox}"\n'
+        'lifecycle = "create-start"\n'
+        "exec = false\n"
+        'cannot = { "network=default" = "no network of its own" }\n'
+    )
+    out = tmp_path / "run"
+
+    result = isobench(
+        *("--runtimes-file", str(runtimes_file), "run", "--runtime", "isobox-create"),
+        *("--suite", "namespaces", "--suite", "process", "--out", str(out), "--no-gate"),
+    )
+
+    exec_out = tmp_path / "exec"
+    exec_result = isobench(
+        *("--runtimes-file", str(runtimes_file), "run", "--runtime", "isobox-create"),
+        *("--suite", "cgroups", "-k", "pids-exec", "--out", str(exec_out), "--no-gate"),
+    )
+
+    outcomes = _outcomes(out, "isobox-create")
+    exec_outcomes = _outcomes(exec_out, "isobox-create")
+    _, exec_records = read_run(exec_out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "error" not in outcomes.values(), result.stdout
+    for check in (*CORE, "exit-code-3", "exit-code-255", "argv-bytes-preserved", "stdin-delivered"):
+        assert outcomes[check] == "pass", (check, outcomes[check])
+    assert exec_result.returncode == 0, exec_result.stdout + exec_result.stderr
+    assert set(exec_outcomes.values()) == {"skip"}
+    assert all("(exec)" in r["message"] for r in exec_records if not r.get("control"))

@@ -312,3 +312,53 @@ def test_generated_documents_rejected_cleanly(
             assert exc.problem
     finally:
         path.unlink(missing_ok=True)
+
+
+def test_create_start_row_uses_shim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from isobench.journal import Journal
+    from isobench.runtimes.base import Context
+
+    path = tmp_path / "r.toml"
+    path.write_text(
+        '[runtime.mine]\nkind = "oci"\npath = "/opt/mine"\nlifecycle = "create-start"\n'
+        "exec = false\n"
+    )
+    monkeypatch.setenv(ENV_FILES, str(path))
+    runtimes.reset()
+    adapter = runtimes.get("mine")
+    assert isinstance(adapter, OciAdapter)
+    ctx = Context("run-1", Journal("run-1", directory=tmp_path / "journal"))
+
+    argv = adapter.run_argv(ctx, "box", tmp_path / "bundle")
+
+    assert argv[1:3] == ["-m", "isobench.runtimes.shim"]
+    assert argv[3:] == [
+        "/opt/mine",
+        "--root",
+        "/run/isobench/mine",
+        "--",
+        "box",
+        str(tmp_path / "bundle"),
+    ]
+    assert not adapter.can_exec()
+    assert adapter.runtime_failure(125, "isobench shim: 'x create' exited with status 1") == (
+        "'x create' exited with status 1"
+    )
+    assert adapter.runtime_failure(125, "the command's own message") is None
+    assert adapter.runtime_failure(1, "isobench shim: x") is None
+
+
+def test_unknown_lifecycle_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "r.toml"
+    path.write_text('[runtime.mine]\nkind = "oci"\npath = "x"\nlifecycle = "start"\n')
+    with pytest.raises(RuntimesFileError) as info:
+        load_file(path)
+    assert info.value.line == 4
+    assert info.value.field == "runtime.mine.lifecycle"
+
+
+def test_shim_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from isobench.runtimes import shim
+
+    assert shim.main(["runc", "box"]) == shim.FAILURE_STATUS
+    assert "usage: RUNTIME [GLOBAL OPTIONS] -- NAME BUNDLE" in capsys.readouterr().err

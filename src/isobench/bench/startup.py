@@ -62,7 +62,7 @@ def measure_run(adapter: Adapter, ctx: Context, request: Request) -> float:
     if isinstance(adapter, OciAdapter):
         name, bundle, entries = adapter.prepare_bundle(ctx, request, COMMAND, {})
         try:
-            return time_command([*adapter.global_argv(ctx), "run", "--bundle", str(bundle), name])
+            return time_command(adapter.run_argv(ctx, name, bundle))
         finally:
             for entry in reversed(entries):
                 ctx.journal.remove(entry)

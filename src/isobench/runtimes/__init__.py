@@ -172,6 +172,8 @@ def _from_declared(row: declared_module.DeclaredRow) -> Adapter:
             global_flags=tuple(spec.global_flags),
             cannot=dict(spec.cannot),
             install_hint=f"Install it, or fix its path in {row.source}.",
+            lifecycle=spec.lifecycle,
+            exec=spec.exec,
         )
         return OciAdapter(profile, binary=spec.path)
     from isobench.runtimes.template import TemplateAdapter

@@ -69,7 +69,8 @@ class _Strict(BaseModel):
 
 
 class OciRuntime(_Strict):
-    """An OCI runtime CLI that runs a bundle: ``run``, ``state``, ``exec``, ``kill``, ``delete``."""
+    """An OCI runtime CLI: ``run`` (or ``create`` and ``start``), ``state``, ``kill``,
+    ``delete``, and ``exec`` where it has one."""
 
     kind: Literal["oci"]
     path: Annotated[str, StringConstraints(min_length=1)] = Field(
@@ -83,6 +84,12 @@ class OciRuntime(_Strict):
         description="Requests the runtime cannot express, as 'field' or 'field=value', "
         "with the reason a check is skipped.",
     )
+    lifecycle: Literal["run", "create-start"] = Field(
+        default="run",
+        description="'run' starts each container with the runtime's run command; "
+        "'create-start' with create and start, under a shim of isobench that waits for it.",
+    )
+    exec: bool = Field(default=True, description="Whether the runtime has an exec command.")
     description: str = ""
 
 

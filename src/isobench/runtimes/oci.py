@@ -20,6 +20,7 @@ from isobench.errors import HarnessError, IsobenchError
 from isobench.journal import Entry
 from isobench.model import CAPABILITIES, MASKED_PATHS, READONLY_PATHS, RLIMITS, Request
 from isobench.probe import cgroups, host
+from isobench.runtimes import shim
 from isobench.runtimes.base import Adapter, Availability, Context, Launched, popen
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,11 @@ class OciProfile:
     install_hint: str = ""
     #: Installed with isobench: the binary beside the Python interpreter comes first.
     bundled: bool = False
+    #: "run" starts a container with the runtime's 'run'; "create-start" with 'create'
+    #: and 'start' under isobench's shim, which waits for it (isobench.runtimes.shim).
+    lifecycle: str = "run"
+    #: The runtime has an 'exec' command.
+    exec: bool = True
 
 
 RUNC = OciProfile(
@@ -432,7 +438,7 @@ class OciAdapter(Adapter):
         self, ctx: Context, request: Request, argv: Sequence[str], env: dict[str, str]
     ) -> Launched:
         name, bundle, entries = self.prepare_bundle(ctx, request, argv, env)
-        run_argv = [*self.global_argv(ctx), "run", "--bundle", str(bundle), name]
+        run_argv = self.run_argv(ctx, name, bundle)
         process = popen(run_argv)
         return Launched(
             name=name,
@@ -441,6 +447,25 @@ class OciAdapter(Adapter):
             entries=entries,
             commands=[f"# config.json written to {bundle}"],
         )
+
+    def run_argv(self, ctx: Context, name: str, bundle: Path) -> list[str]:
+        """Return the command that runs the container in the foreground and exits with
+        the container's status."""
+        if self.profile.lifecycle == "create-start":
+            waiter = [sys.executable, "-m", "isobench.runtimes.shim"]
+            return [*waiter, *self.global_argv(ctx), "--", name, str(bundle)]
+        return [*self.global_argv(ctx), "run", "--bundle", str(bundle), name]
+
+    def runtime_failure(self, exit_code: int, stderr: str) -> str | None:
+        if self.profile.lifecycle != "create-start" or exit_code != shim.FAILURE_STATUS:
+            return None
+        for line in stderr.splitlines():
+            if line.startswith(shim.MESSAGE_PREFIX):
+                return line.removeprefix(shim.MESSAGE_PREFIX)
+        return None
+
+    def can_exec(self) -> bool:
+        return self.profile.exec
 
     def prepare_bundle(
         self, ctx: Context, request: Request, argv: Sequence[str], env: dict[str, str]
@@ -509,12 +534,21 @@ class OciAdapter(Adapter):
             return None
         return pid or None
 
+    def _require_exec(self) -> None:
+        if not self.profile.exec:
+            raise HarnessError(
+                f"{self.name} has no exec command, so it cannot start a process in a "
+                "running container"
+            )
+
     def exec_detached(self, ctx: Context, launched: Launched, argv: Sequence[str]) -> None:
+        self._require_exec()
         command = [*self.global_argv(ctx), "exec", "--detach", launched.name, *argv]
         launched.commands.append(shlex.join(command))
         commands.run(command, timeout=60, output_to_files=True)
 
     def exec_output(self, ctx: Context, launched: Launched, argv: Sequence[str]) -> str:
+        self._require_exec()
         command = [*self.global_argv(ctx), "exec", launched.name, *argv]
         launched.commands.append(shlex.join(command))
         return commands.run(command, timeout=60).stdout
