@@ -1,7 +1,7 @@
 """A docker daemon that dies in the middle of a run: errors for docker, verdicts for the rest.
 
-The test starts a dockerd of its own (its own socket, data root and exec
-root, no bridge and no iptables rules), points isobench at it with
+The test starts a dockerd of its own (its own socket, data root, exec
+root and bridge, and no iptables rules), points isobench at it with
 DOCKER_HOST and kills it with SIGKILL once docker's first result is written.
 The daemon the host runs is not touched.
 """
@@ -39,6 +39,19 @@ class PrivateDaemon:
         self.host = f"unix://{self.socket}"
         self.process: subprocess.Popen[bytes] | None = None
         self.log = base / "dockerd.log"
+        # Interface names have at most 15 characters.
+        self.bridge = f"isob{os.getpid() % 100000}"
+
+    def make_bridge(self) -> None:
+        """Create the daemon's bridge, with an address on a private /24 of this host."""
+        subprocess.run(["ip", "link", "add", self.bridge, "type", "bridge"], check=True, timeout=30)
+        subprocess.run(
+            ["ip", "addr", "add", "10.231.77.1/24", "dev", self.bridge], check=True, timeout=30
+        )
+        subprocess.run(["ip", "link", "set", self.bridge, "up"], check=True, timeout=30)
+
+    def remove_bridge(self) -> None:
+        subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, timeout=30)
 
     def start(self) -> None:
         dockerd = shutil.which("dockerd")
@@ -49,7 +62,8 @@ class PrivateDaemon:
             *("--data-root", str(self.base / "data")),
             *("--exec-root", str(self.base / "exec")),
             *("--pidfile", str(self.base / "dockerd.pid")),
-            *("--bridge", "none", "--iptables=false", "--ip-masq=false"),
+            # A bridge of its own: with --bridge none, dockerd deletes the host's docker0.
+            *("--bridge", self.bridge, "--iptables=false", "--ip-masq=false"),
         ]
         # After a SIGKILL, the first start can time out while the old containerd still
         # holds its socket, so a start that ends early is tried again.
@@ -118,6 +132,7 @@ def daemon() -> Iterator[PrivateDaemon]:
     base = Path("/run/isobench-test-dockerd") / str(os.getpid())
     base.mkdir(parents=True, exist_ok=True)
     made = PrivateDaemon(base)
+    made.make_bridge()
     made.start()
     try:
         yield made
@@ -134,6 +149,7 @@ def daemon() -> Iterator[PrivateDaemon]:
             )
         made.stop()
         made.end_leftovers()
+        made.remove_bridge()
         shutil.rmtree(base, ignore_errors=True)
 
 
