@@ -384,7 +384,7 @@ def _create(
             try:
                 cgroup.join(init)
             except OSError as exc:
-                joined = exc  # the init may have failed already: its message says why
+                joined = exc  # the init may have failed already: its message explains why
         # The init reports an error, or closes its end when it waits on the FIFO.
         error = _read_message(from_child)
         if error or joined:

@@ -174,6 +174,6 @@ def datagram_socket() -> int:
 
 
 def last_capability() -> int:
-    """Return the highest capability number that this kernel knows."""
+    """Return the highest capability number that this kernel supports."""
     with open("/proc/sys/kernel/cap_last_cap") as handle:
         return int(handle.read())

@@ -3,7 +3,7 @@
 Usage: ``python -m isobench.runtimes.shim RUNTIME [GLOBAL OPTIONS] -- NAME BUNDLE``
 
 An OCI runtime CLI that has no ``run`` command still creates a container
-whose first process outlives the ``create`` command, so nobody is left to
+whose first process outlives the ``create`` command, so no process is left to
 wait for it and read its exit status. This shim makes itself a child
 subreaper (prctl PR_SET_CHILD_SUBREAPER), so that the container's first
 process, or the runtime's process that waits for it, becomes its child when
