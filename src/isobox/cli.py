@@ -126,7 +126,8 @@ def _dispatch(args: argparse.Namespace, root: str) -> int:
         if args.format == "json":
             print(json.dumps(states))
         elif args.quiet:
-            print("\n".join(s["id"] for s in states))
+            for s in states:
+                print(s["id"])
         else:
             print(f"{'ID':<40} {'PID':>8} {'STATUS':<8} BUNDLE")
             for s in states:
