@@ -490,7 +490,23 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_runtimes(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     for name, source in runtimes.sources().items():
-        adapter = runtimes.get(name)
+        try:
+            adapter = runtimes.get(name)
+        except UsageError as exc:
+            # A broken third-party adapter is listed as such, beside the rows that work.
+            rows.append(
+                {
+                    "runtime": name,
+                    "source": source,
+                    "family": "unknown",
+                    "available": False,
+                    "version": "",
+                    "reason": str(exc),
+                    "hint": "Fix or uninstall the package that registers it.",
+                    "details": {},
+                }
+            )
+            continue
         info = adapter.availability()
         rows.append(
             {

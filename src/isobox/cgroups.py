@@ -95,11 +95,16 @@ class Cgroup:
             os.makedirs(directory, exist_ok=True)
         cpuset = self._directory("cpuset")
         if cpuset is not None:
-            # A new v1 cpuset has no CPUs and no memory nodes until they are copied in.
-            for name in ("cpuset.cpus", "cpuset.mems"):
-                own = os.path.join(cpuset, name)
-                if os.path.exists(own) and not read(own).strip():
-                    write(own, read(os.path.join(os.path.dirname(cpuset), name)))
+            # A new v1 cpuset has no CPUs and no memory nodes until they are copied in,
+            # from the top down, into every level that the path created.
+            root = next(r for c, r in self.hierarchies.items() if "cpuset" in c.split(","))
+            level = root
+            for part in self.path.strip("/").split("/"):
+                parent, level = level, os.path.join(level, part)
+                for name in ("cpuset.cpus", "cpuset.mems"):
+                    own = os.path.join(level, name)
+                    if os.path.exists(own) and not read(own).strip():
+                        write(own, read(os.path.join(parent, name)))
 
     def apply(self, resources: dict[str, Any]) -> None:
         """Write the limits of an OCI ``linux.resources`` object."""

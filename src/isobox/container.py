@@ -267,7 +267,10 @@ def load_config(bundle: str) -> dict[str, Any]:
             f"config.json sets linux.{sorted(unknown)[0]}, which isobox does not implement"
         )
     if config.get("process", {}).get("terminal"):
-        raise ContainerError("config.json asks for a terminal, which isobox does not implement")
+        raise ContainerError(
+            "config.json asks for a terminal, which isobox does not implement; "
+            "set process.terminal to false"
+        )
     for namespace in linux.get("namespaces") or []:
         if namespace.get("path"):
             raise ContainerError(
@@ -386,6 +389,10 @@ def _create(
             except OSError as exc:
                 joined = exc  # the init may have failed already: its message explains why
         # The init reports an error, or closes its end when it waits on the FIFO.
+        if joined is not None:
+            # The init blocks on the FIFO and would never end by itself.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(init, signal.SIGKILL)
         error = _read_message(from_child)
         if error or joined:
             os.waitpid(parent, 0)
@@ -818,7 +825,15 @@ def _become_user(process: dict[str, Any]) -> None:
         _capability_mask(capabilities.get("inheritable") or []),
     )
     for name in capabilities.get("ambient") or []:
-        kernel.prctl(kernel.PR_CAP_AMBIENT, kernel.PR_CAP_AMBIENT_RAISE, CAPABILITY_NUMBERS[name])
+        try:
+            kernel.prctl(
+                kernel.PR_CAP_AMBIENT, kernel.PR_CAP_AMBIENT_RAISE, CAPABILITY_NUMBERS[name]
+            )
+        except OSError:
+            raise ContainerError(
+                f"process.capabilities.ambient lists {name}, which the kernel raises only "
+                "when it is in the permitted and inheritable sets too"
+            ) from None
     if process.get("noNewPrivileges"):
         kernel.prctl(kernel.PR_SET_NO_NEW_PRIVS, 1)
 
@@ -850,6 +865,11 @@ def kill(root: str, name: str, signum: int, everything: bool = False) -> None:
 
 def delete(root: str, name: str, force: bool = False) -> None:
     """Remove a stopped container (or any, with ``force``): its processes, cgroup and state."""
+    directory = state_dir(root, name)
+    if force and os.path.isdir(directory) and not os.path.exists(os.path.join(directory, STATE)):
+        # A create that was killed before it wrote the state leaves only its directory.
+        _destroy(directory, Cgroup(f"/isobox/{name}"), None)
+        return
     state = read_state(root, name)
     if state["status"] != "stopped" and not force:
         raise ContainerError(f"container {name} is {state['status']}; stop it or pass --force")

@@ -54,8 +54,8 @@ def _add_ab_parser(commands: Any) -> None:
         "duration or sample count is reached, then judge B against A per metric: the "
         "Wilcoxon signed-rank test on the pair differences and their Hodges-Lehmann shift. "
         "Exit 1 when B regressed. A side is a runtime row (runc, docker, docker+NAME for a "
-        "runtime registered with dockerd) or ROW=PATH for another binary of an OCI "
-        "runtime row, such as runc=/opt/runc-new/runc.",
+        "runtime registered with dockerd, podman+NAME) or ROW=PATH for another binary of "
+        "an OCI runtime row, such as runc=/opt/runc-new/runc or runsc=PATH.",
     )
     parser.add_argument("side_a", metavar="A", help="The baseline side.")
     parser.add_argument("side_b", metavar="B", help="The side judged against A.")
@@ -114,9 +114,10 @@ def _add_compare_parser(commands: Any) -> None:
         help="Compare two run directories: conformance changes and benchmark shifts.",
         description="Print the environment differences of two runs, the checks that newly "
         "fail, newly pass, changed outcome or disappeared, and for every benchmark metric the "
-        "Mann-Whitney U test with the Hodges-Lehmann shift. Exit 1 on a new failure, a "
-        "vanished check or a regression. A baseline from another machine, or taken hours "
-        "apart, is marked as weak evidence: prefer 'isobench ab' to judge a runtime build.",
+        "Mann-Whitney U test with the Hodges-Lehmann shift. Exit 1 on a new failure or "
+        "error, a vanished check or metric, or a regression. A baseline from another "
+        "machine, or more than an hour older, is marked as weak evidence: prefer "
+        "'isobench ab' to judge a runtime build.",
     )
     parser.add_argument("base", type=Path, metavar="BASE", help="The baseline run directory.")
     parser.add_argument("new", type=Path, metavar="NEW", help="The run directory judged.")

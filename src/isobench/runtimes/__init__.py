@@ -203,7 +203,7 @@ def _from_entry_point(name: str, point: EntryPoint) -> Adapter:
     except Exception as exc:  # any import error of a third-party package
         raise UsageError(
             f"runtime '{name}': loading the entry point {point.value} failed: {exc}. "
-            "Check that its package is installed in this environment."
+            "Fix or uninstall the package that registers it."
         ) from exc
     adapter = factory(name) if not isinstance(factory, type) else factory()
     if not isinstance(adapter, Adapter):

@@ -376,7 +376,9 @@ class OciAdapter(Adapter):
 
     @property
     def binary(self) -> str:
-        configured = self._binary or os.environ.get(self.profile.binary_env)
+        configured = self._binary or (
+            os.environ.get(self.profile.binary_env) if self.profile.binary_env else None
+        )
         if configured:
             return configured
         if self.profile.bundled:
@@ -408,7 +410,12 @@ class OciAdapter(Adapter):
             return Availability(
                 False,
                 reason=f"'{self.binary}'{source} not found",
-                hint=f"{self.profile.install_hint} Or set {self.profile.binary_env} to its path.",
+                hint=self.profile.install_hint
+                + (
+                    f" Or set {self.profile.binary_env} to its path."
+                    if self.profile.binary_env
+                    else ""
+                ),
             )
         try:
             result = commands.run([path, "--version"], timeout=30)
