@@ -868,6 +868,8 @@ def delete(root: str, name: str, force: bool = False) -> None:
     directory = state_dir(root, name)
     if force and os.path.isdir(directory) and not os.path.exists(os.path.join(directory, STATE)):
         # A create that was killed before it wrote the state leaves only its directory.
+        # NOTE: without the state, the bundle's cgroupsPath is unknown, so only the
+        # default cgroup path is cleaned here.
         _destroy(directory, Cgroup(f"/isobox/{name}"), None)
         return
     state = read_state(root, name)

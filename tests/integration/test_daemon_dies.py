@@ -66,7 +66,7 @@ class PrivateDaemon:
             *("--bridge", self.bridge, "--iptables=false", "--ip-masq=false"),
         ]
         # After a SIGKILL, the first start can time out while the old containerd still
-        # holds its socket, so a start that ends early is tried again.
+        # uses its socket, so a start that ends early is tried again.
         for _ in range(START_ATTEMPTS):
             with self.log.open("ab") as log:
                 self.process = subprocess.Popen(argv, stdout=log, stderr=log)

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 _ABSENT = ("No such container", "no such container", "no container with name or ID")
 #: The exit status of 'docker run' and 'podman run' when the engine, not the command, failed.
 ENGINE_FAILURE_STATUS = 125
-#: How the engines' own error messages start: docker's client, its daemon, and podman.
+#: Prefixes of the engines' own error messages: docker's client, its daemon, and podman.
 ENGINE_ERROR_PREFIXES = ("docker: ", "Error response from daemon", "Error: ")
 
 
@@ -230,8 +230,8 @@ class EngineAdapter(Adapter):
 
     def runtime_failure(self, exit_code: int, stderr: str) -> str | None:
         # docker and podman exit 125 when the error is with the engine itself (a
-        # daemon that does not answer, an invalid option), and say so on stderr.
-        # A command in the container may exit 125 too, so the message decides.
+        # daemon that does not respond, an invalid option) and print the error on
+        # stderr. A command in the container may exit 125 too, so the message decides.
         if exit_code != ENGINE_FAILURE_STATUS:
             return None
         for line in stderr.splitlines():
