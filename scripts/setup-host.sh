@@ -13,6 +13,7 @@ set -euo pipefail
 readonly packages=(
     docker.io podman runc runsc catatonit busybox-static
     iproute2 util-linux procps fio hyperfine crun bubblewrap
+    containerd lxc systemd-container
 )
 readonly apt_log=/var/log/isobench-apt.log
 

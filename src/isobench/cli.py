@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from isobench import __version__, images, journal, runlock, runtimes
+from isobench import __version__, images, journal, runlock, runtimes, trial
 from isobench.bench.samples import SAMPLES_FILE
 from isobench.bench.stats import write_summary
 from isobench.compare.cli import _add_ab_parser, _add_compare_parser, cmd_ab, cmd_compare
@@ -180,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
         "runtimes", help="List runtimes, their versions and availability."
     )
     listing.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+    listing.add_argument(
+        "--no-start",
+        action="store_true",
+        help="Do not start a trial container on each installed runtime; then a runtime that "
+        "answers but cannot run containers on this host is listed as available.",
+    )
 
     commands.add_parser("doctor", help="Tell what this host lacks to run isobench, and the fix.")
 
@@ -500,6 +506,7 @@ def cmd_runtimes(args: argparse.Namespace) -> int:
                     "source": source,
                     "family": "unknown",
                     "available": False,
+                    "state": "cannot load",
                     "version": "",
                     "reason": str(exc),
                     "hint": "Fix or uninstall the package that registers it.",
@@ -514,19 +521,22 @@ def cmd_runtimes(args: argparse.Namespace) -> int:
                 "source": source,
                 "family": adapter.family,
                 "available": info.available,
+                "state": info.state,
                 "version": info.version,
                 "reason": info.reason,
                 "hint": info.hint,
                 "details": info.details,
             }
         )
+    _try_starts(args, rows)
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
     width = max(len(r["runtime"]) for r in rows)
+    family_width = max(len(r["family"]) for r in rows)
     for row in rows:
-        state = "available" if row["available"] else "not available"
-        print(f"{row['runtime']:<{width}}  {row['family']:<8} {state:<13} {row['version']}")
+        name, family, state = row["runtime"], row["family"], row["state"]
+        print(f"{name:<{width}}  {family:<{family_width}}  {state:<15} {row['version']}")
         if row["source"] != "built-in":
             print(f"{'':<{width}}    declared: {row['source']}")
         for key, value in row["details"].items():
@@ -536,6 +546,34 @@ def cmd_runtimes(args: argparse.Namespace) -> int:
             if row["hint"]:
                 print(f"{'':<{width}}    fix: {row['hint']}")
     return EXIT_OK
+
+
+def _try_starts(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    """Start a trial container on each available row and mark those that cannot run here."""
+    chosen = [row for row in rows if row["available"] and row["family"] != "host"]
+    if args.no_start or not chosen:
+        return
+    if os.geteuid() != 0:
+        for row in chosen:
+            row["details"] = {**row["details"], "trial": "not started: isobench runs as a user"}
+        return
+    lock = runlock.RunLock(exclusive=False)
+    lock.acquire()
+    try:
+        outcomes = trial.trial_starts([runtimes.get(row["runtime"]) for row in chosen])
+    finally:
+        lock.release()
+    for row in chosen:
+        problem = outcomes.get(row["runtime"], "")
+        if not problem:
+            continue
+        row["available"] = False
+        row["state"] = "cannot run here"
+        row["reason"] = f"a trial container did not run: {problem}"
+        row["hint"] = (
+            "The message is the runtime's own. docs/adapters.md tells what the built-in "
+            "rows do about the known ones."
+        )
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

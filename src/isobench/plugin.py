@@ -28,6 +28,7 @@ from isobench.checks import Harness, StopExamples, Verdict, to_record
 from isobench.errors import IsobenchError, SuiteError, UsageError
 from isobench.results import RESULTS_FILE, Record, RunDirectory, new_run_id
 from isobench.runlock import RunLock
+from isobench.runtimes import capabilities
 from isobench.spec.loader import LoadedCheck, load_suite
 
 log = logging.getLogger(__name__)
@@ -148,6 +149,7 @@ class IsobenchSession:
                         "hint": info.hint,
                         "details": info.details,
                         "family": runtimes.get(name).family,
+                        "requests": capabilities.expressed(runtimes.get(name)),
                     },
                 )
                 if not info.available:

@@ -19,6 +19,7 @@ OCI_STATE = {
     "runc": Path("/run/isobench/runc"),
     "runsc": Path("/run/isobench/runsc"),
     "isobox": Path("/run/isobench/isobox"),
+    "crun": Path("/run/isobench/crun"),
 }
 
 
@@ -58,6 +59,23 @@ def _netns(run_id: str) -> list[str]:
     return [path.name for path in directory.iterdir() if run_id in path.name]
 
 
+def _processes(run_id: str) -> list[str]:
+    """Return 'PID command' of each process whose command line names the run id: a
+    containerd of the run, its shims, a waiting client."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        text = " ".join(part.decode(errors="replace") for part in argv if part)
+        if run_id in text and "remnants" not in text:
+            found.append(f"{entry.name} {text[:200]}")
+    return found
+
+
 def remnants(run_id: str) -> dict[str, list[str]]:
     """Return what exists on the host that carries ``run_id``, by kind (empty lists: none)."""
     found: dict[str, list[str]] = {}
@@ -72,12 +90,15 @@ def remnants(run_id: str) -> dict[str, list[str]]:
     ]
     found["cgroups"] = sorted(str(p) for p in Path("/sys/fs/cgroup").glob(f"**/*{run_id}*"))
     found["netns"] = _netns(run_id)
+    found["processes"] = _processes(run_id)
     found["files"] = sorted(
         str(p)
         for pattern in (
             f"/tmp/isobench-marker-{run_id}*",
             f"/var/lib/isobench/bundles/{run_id}*",
             f"/var/lib/isobench/journal/{run_id}*",
+            f"/var/lib/isobench/containerd/{run_id}*",
+            f"/run/isobench/containerd/{run_id}*",
         )
         for p in Path("/").glob(pattern.lstrip("/"))
     )

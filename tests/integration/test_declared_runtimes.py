@@ -55,10 +55,10 @@ def _entry_point_env(tmp_path: Path) -> dict[str, str]:
     return {"PYTHONPATH": os.pathsep.join(p for p in path if p)}
 
 
-@pytest.mark.parametrize("runtime", ["runc-build", "bwrap"])
+@pytest.mark.parametrize("runtime", ["runc-build", "bwrap-userns"])
 def test_declared_row_runs_namespaces(tmp_path: Path, runtime: str) -> None:
     require_root()
-    _require_binary("runc" if runtime == "runc-build" else runtime)
+    _require_binary("runc" if runtime == "runc-build" else "bwrap")
     out = tmp_path / "run"
 
     result = isobench(
@@ -79,8 +79,8 @@ def test_template_skip_names_file() -> None:
     _require_binary("bwrap")
     result = isobench(*("--runtimes-file", str(EXAMPLES), "runtimes", "--json"))
     rows = {row["runtime"]: row for row in json.loads(result.stdout)}
-    assert rows["bwrap"]["source"] == f"{EXAMPLES}:29"
-    assert rows["bwrap"]["family"] == "template"
+    assert rows["bwrap-userns"]["source"] == f"{EXAMPLES}:31"
+    assert rows["bwrap-userns"]["family"] == "template"
     assert rows["runc-build"]["family"] == "oci"
     assert rows["runc-build"]["details"]["binary"] == "/usr/sbin/runc"
 
@@ -91,7 +91,7 @@ def test_template_skips_unexpressed_request(tmp_path: Path) -> None:
     out = tmp_path / "run"
 
     isobench(
-        *("--runtimes-file", str(EXAMPLES), "run", "--runtime", "bwrap"),
+        *("--runtimes-file", str(EXAMPLES), "run", "--runtime", "bwrap-userns"),
         *("--suite", "namespaces", "-k", "user-ns", "--out", str(out), "--no-gate"),
     )
 
@@ -99,6 +99,35 @@ def test_template_skips_unexpressed_request(tmp_path: Path) -> None:
     skipped = [r for r in records if r["outcome"] == "skip"]
     assert skipped
     assert all("declares no way to express 'userns'" in r["message"] for r in skipped)
+
+
+def test_runtime_that_cannot_run_here_is_told_apart() -> None:
+    """crun by path, without the built-in row's mount namespace, refuses a hybrid host whose
+    unified hierarchy lists a controller: 'isobench runtimes' shows crun's own message."""
+    require_root()
+    _require_binary("crun")
+    from isobench.runtimes.oci import hybrid_unified_with_controllers
+
+    result = isobench(*("--runtimes-file", str(EXAMPLES), "runtimes", "--json"))
+    rows = {row["runtime"]: row for row in json.loads(result.stdout)}
+    assert rows["crun"]["state"] == "available", rows["crun"]
+    if hybrid_unified_with_controllers() is None:
+        assert rows["crun-plain"]["state"] == "available", rows["crun-plain"]
+        return
+    assert rows["crun-plain"]["state"] == "cannot run here"
+    assert rows["crun-plain"]["available"] is False
+    assert "cgroups in hybrid mode not supported" in rows["crun-plain"]["reason"]
+    assert rows["crun"]["details"]["how"].startswith("each crun command runs in a private")
+
+
+def test_missing_runtime_is_not_installed(tmp_path: Path) -> None:
+    require_root()
+    path = tmp_path / "runtimes.toml"
+    path.write_text('[runtime.gone]\nkind = "oci"\npath = "/nonexistent/gone-runtime"\n')
+    result = isobench(*("--runtimes-file", str(path), "runtimes", "--json"))
+    rows = {row["runtime"]: row for row in json.loads(result.stdout)}
+    assert rows["gone"]["state"] == "not installed"
+    assert "not found" in rows["gone"]["reason"]
 
 
 def test_entry_point_row_runs_namespaces(tmp_path: Path) -> None:

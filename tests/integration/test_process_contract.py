@@ -12,7 +12,7 @@ import pytest
 from isobench.checks import Harness
 from isobench.runtimes.faults import FaultyHost
 from isobench.spec.loader import LoadedCheck, load_suite
-from tests.conftest import REPO, SUITES, require_runtime
+from tests.conftest import SUITES, require_runtime
 
 pytestmark = pytest.mark.integration
 
@@ -145,22 +145,21 @@ def test_env_property_fails_on_host(harness: Harness) -> None:
 
 
 @pytest.mark.parametrize(
-    "runtime", ["docker", "podman", "runc", "runsc", "docker+runsc", "isobox", "bwrap", "host"]
+    "runtime",
+    [
+        *("docker", "podman", "runc", "runsc", "crun", "docker+runsc", "podman+runsc"),
+        *("isobox", "containerd", "bwrap", "lxc", "systemd-nspawn", "host"),
+    ],
 )
 def test_values_never_reach_shell(
     harness: Harness, runtime: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An argv element or environment value with shell syntax arrives as one value and runs
-    nothing. bwrap is the command-template row of the example runtimes file."""
-    from isobench import runtimes
+    nothing. bwrap is a command-template row, crun runs its commands through sh."""
     from isobench.model import Request
     from isobench.runtimes import get
     from isobench.runtimes.base import execute
-    from isobench.runtimes.declared import ENV_FILES
 
-    if runtime == "bwrap":
-        monkeypatch.setenv(ENV_FILES, str(REPO / "fixtures" / "runtimes" / "examples.toml"))
-        runtimes.reset()
     require_runtime(runtime)
     target = tmp_path / "owned"
     hostile = f"x; touch {target}; $(touch {target}) `touch {target}`"

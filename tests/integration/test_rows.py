@@ -25,7 +25,22 @@ def test_row_keeps_guarantees(harness: Harness, runtime: str, suite: str) -> Non
     assert not broken, "\n".join(broken)
 
 
-@pytest.mark.parametrize("runtime", ["runsc", "docker+runsc"])
+@pytest.mark.parametrize("runtime", ["crun", "bwrap"])
+def test_row_keeps_namespaces(
+    harness: Harness, namespaces_suite: LoadedSuite, runtime: str
+) -> None:
+    """The rows that run without a daemon of their own: each namespaces check passes, is
+    skipped with a reason, or is a declared deviation."""
+    require_runtime(runtime)
+    broken = []
+    for loaded in namespaces_suite.checks:
+        verdict = harness.evaluate(loaded, runtime)
+        if verdict.outcome not in ACCEPTED:
+            broken.append(f"{loaded.id}: {verdict.outcome}: {verdict.message}")
+    assert not broken, "\n".join(broken)
+
+
+@pytest.mark.parametrize("runtime", ["runsc", "docker+runsc", "podman+runsc"])
 def test_gvisor_row_has_verdicts(
     harness: Harness, namespaces_suite: LoadedSuite, runtime: str
 ) -> None:

@@ -424,15 +424,15 @@ def test_request_ref_unknown_field() -> None:
 
 
 def test_unknown_control_runtime() -> None:
-    error = suite_error(one_check(FACT_CHECK.replace("runtime: host", "runtime: lxc")))
+    error = suite_error(one_check(FACT_CHECK.replace("runtime: host", "runtime: lxd")))
 
     assert error.line == 8
     assert error.field == "checks[0].controls[0]"
-    assert "lxc" in error.problem
+    assert "lxd" in error.problem
 
 
 def test_unknown_request_control_runtime() -> None:
-    text = one_check(FACT_CHECK + "  - request: {pid: host}\n    runtimes: [docker, lxc]\n")
+    text = one_check(FACT_CHECK + "  - request: {pid: host}\n    runtimes: [docker, lxd]\n")
 
     error = suite_error(text)
 

@@ -99,27 +99,27 @@ def test_missing_file_rejected(tmp_path: Path) -> None:
 
 def test_examples_load() -> None:
     rows = load_file(EXAMPLES, BUILTIN)
-    assert sorted(rows) == ["bwrap", "crun", "runc-build"]
+    assert sorted(rows) == ["bwrap-userns", "crun-plain", "runc-build"]
     assert rows["runc-build"].line == 9
-    assert rows["crun"].line == 19
-    assert rows["bwrap"].line == 29
+    assert rows["crun-plain"].line == 20
+    assert rows["bwrap-userns"].line == 31
 
 
 def test_declared_rows_listed_after_builtin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_FILES, str(EXAMPLES))
     sources = runtimes.sources()
     assert list(sources)[: len(BUILTIN)] == BUILTIN
-    assert sources["crun"] == f"{EXAMPLES}:19"
-    assert isinstance(runtimes.get("crun"), OciAdapter)
-    assert isinstance(runtimes.get("bwrap"), TemplateAdapter)
+    assert sources["crun-plain"] == f"{EXAMPLES}:20"
+    assert isinstance(runtimes.get("crun-plain"), OciAdapter)
+    assert isinstance(runtimes.get("bwrap-userns"), TemplateAdapter)
 
 
 def test_later_file_replaces_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "runtimes.toml").write_text('[runtime.crun]\nkind = "oci"\npath = "/opt/a"\n')
+    (tmp_path / "runtimes.toml").write_text('[runtime.mycrun]\nkind = "oci"\npath = "/opt/a"\n')
     other = tmp_path / "other.toml"
-    other.write_text('[runtime.crun]\nkind = "oci"\npath = "/opt/b"\n')
+    other.write_text('[runtime.mycrun]\nkind = "oci"\npath = "/opt/b"\n')
     monkeypatch.setenv(ENV_FILES, str(other))
-    adapter = runtimes.get("crun")
+    adapter = runtimes.get("mycrun")
     assert isinstance(adapter, OciAdapter)
     assert adapter.binary == "/opt/b"
 
@@ -136,13 +136,13 @@ def test_cli_flag_reaches_environment(capsys: pytest.CaptureFixture[str]) -> Non
     status = main(["--runtimes-file", str(EXAMPLES), "runtimes", "--json"])
     out = capsys.readouterr().out
     assert status == 0
-    assert f'"source": "{EXAMPLES}:29"' in out
+    assert f'"source": "{EXAMPLES}:31"' in out
     assert str(EXAMPLES) in os.environ[ENV_FILES]
 
 
 def test_unknown_runtime_names_declared(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_FILES, str(EXAMPLES))
-    with pytest.raises(UsageError, match="bwrap, crun"):
+    with pytest.raises(UsageError, match="bwrap-userns, containerd, crun, crun-plain"):
         runtimes.get("nosuch")
 
 
@@ -191,21 +191,23 @@ def test_placeholders_escaped_braces() -> None:
 
 def _bwrap() -> TemplateAdapter:
     rows = load_file(EXAMPLES, BUILTIN)
-    spec = rows["bwrap"].spec
-    assert not isinstance(spec, type(rows["crun"].spec))
-    return TemplateAdapter("bwrap", spec, rows["bwrap"].source)  # type: ignore[arg-type]
+    spec = rows["bwrap-userns"].spec
+    assert not isinstance(spec, type(rows["crun-plain"].spec))
+    return TemplateAdapter("bwrap-userns", spec, rows["bwrap-userns"].source)  # type: ignore[arg-type]
 
 
 def test_template_skips_unlisted_field() -> None:
     reason = _bwrap().unsupported(Request(memory=64 * 1024 * 1024))
     assert reason is not None
     assert "declares no way to express 'memory'" in reason
-    assert "examples.toml:29" in reason
+    assert "examples.toml:31" in reason
 
 
 def test_template_skips_value_without_arguments() -> None:
     reason = _bwrap().unsupported(Request(pid="host"))
-    assert reason == (f"bwrap declares no arguments for pid=host in {EXAMPLES}:29 (it has private)")
+    assert reason == (
+        f"bwrap-userns declares no arguments for pid=host in {EXAMPLES}:31 (it has private)"
+    )
 
 
 def test_template_accepts_listed_fields() -> None:

@@ -44,6 +44,14 @@ if [ -d /sys/class/net ]; then
         [ -e "$dir" ] || continue
         item net.if "${dir##*/} $(cat "$dir/address" 2>/dev/null)"
     done
+elif ip -o link >/dev/null 2>&1; then
+    # Without /sys (bwrap mounts none), netlink still gives each name and address, so
+    # that a container's eth0 is told apart from the host's.
+    ip -o link | while read -r _number name rest; do
+        name=${name%:}
+        name=${name%%@*}
+        item net.if "$name $(echo "$rest" | sed -n 's|.*link/[a-z0-9]* \([^ ]*\).*|\1|p')"
+    done
 else
     sed -n 's/^ *\([^:]*\):.*/\1/p' /proc/net/dev | while read -r name; do
         item net.if "$name"

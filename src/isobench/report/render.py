@@ -40,6 +40,7 @@ from isobench.errors import HarnessError
 from isobench.report import frames
 from isobench.report.ci import JUNIT_FILE, write_junit
 from isobench.results import RESULTS_FILE, read_run_directory
+from isobench.runtimes import capabilities
 
 SUMMARY_FILE = "summary.md"
 HTML_FILE = "index.html"
@@ -82,6 +83,14 @@ UNKNOWN_OUTCOME_COLOR = "#616161"
 SUMMARY_MAX_PROBLEMS = 50
 SUMMARY_PROBLEM_BUDGET_BYTES = 256 * 1024
 SUMMARY_MAX_MATRIX_ROWS = 500
+#: What the table of request fields shows, above it in both reports.
+REQUESTS_NOTE = (
+    "For each request field: whether the row can express it (yes), cannot (no, so checks "
+    "that ask for it are skipped with the reason), or only some values of it (partly). "
+    "The host row runs every request without applying it (ignored). "
+    "This is what each row declares; a row that accepts a request and does not apply it "
+    "fails the checks that ask for it."
+)
 SUMMARY_MAX_SKIP_GROUPS = 50
 SUMMARY_MESSAGE_LINES = 10
 SUMMARY_FIELD_CHARS = 1500
@@ -208,6 +217,27 @@ class UnavailableRuntime:
 
 
 @dataclass(frozen=True)
+class RuntimeRow:
+    """A runtime of the run as run.json records it: its family, version and how it ran."""
+
+    name: str
+    family: str
+    version: str
+    how: str
+
+
+@dataclass(frozen=True)
+class RequestMatrix:
+    """Which request fields each runtime row can express, from run.json."""
+
+    runtimes: list[str]
+    #: (request field, one cell per runtime: "yes", "no", "partly" or "" when not recorded).
+    rows: list[tuple[str, list[str]]]
+    #: (runtime, sample request, reason) for every sample a runtime cannot express.
+    reasons: list[tuple[str, str, str]]
+
+
+@dataclass(frozen=True)
 class CapabilityTable:
     """The capabilities of each runtime under one request, as set letters ready for display."""
 
@@ -286,6 +316,8 @@ class Report:
     deviations: list[Deviation] = field(default_factory=list)
     posture: PostureReport | None = None
     benchmarks: BenchmarkReport | None = None
+    runtime_rows: list[RuntimeRow] = field(default_factory=list)
+    requests: RequestMatrix | None = None
 
 
 def render(run_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
@@ -348,7 +380,57 @@ def load_report(run_dir: Path) -> Report:
         deviations=_deviations(frame),
         posture=_posture_report(run_dir, order),
         benchmarks=_benchmark_report(run_dir, order),
+        runtime_rows=_runtime_rows(runtime_info),
+        requests=_request_matrix(runtime_info),
     )
+
+
+def _runtime_rows(runtime_info: Mapping[str, Any]) -> list[RuntimeRow]:
+    rows = []
+    for name, info in runtime_info.items():
+        if not isinstance(info, Mapping) or not info.get("available"):
+            continue
+        details = info.get("details")
+        how = details.get("how", "") if isinstance(details, Mapping) else ""
+        rows.append(
+            RuntimeRow(
+                name=str(name),
+                family=str(info.get("family") or ""),
+                version=str(info.get("version") or ""),
+                how=str(how),
+            )
+        )
+    return rows
+
+
+def _request_matrix(runtime_info: Mapping[str, Any]) -> RequestMatrix | None:
+    recorded = {
+        str(name): info["requests"]
+        for name, info in runtime_info.items()
+        if isinstance(info, Mapping) and isinstance(info.get("requests"), Mapping)
+    }
+    if not recorded:
+        return None
+    fields: list[str] = []
+    for answers in recorded.values():
+        fields += [str(name) for name in answers if str(name) not in fields]
+    rows = []
+    reasons = []
+    for field_name in fields:
+        cells = []
+        for runtime, answers in recorded.items():
+            samples = answers.get(field_name)
+            if not isinstance(samples, Mapping) or not samples:
+                cells.append("")
+                continue
+            cells.append(capabilities.cell({str(k): str(v) for k, v in samples.items()}))
+            reasons += [
+                (runtime, str(label), str(reason))
+                for label, reason in samples.items()
+                if reason and reason != capabilities.HOST_IGNORES
+            ]
+        rows.append((field_name, cells))
+    return RequestMatrix(runtimes=list(recorded), rows=rows, reasons=reasons)
 
 
 def _read_run_directory(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -974,6 +1056,7 @@ def summary_markdown(report: Report) -> str:
     sections = [
         _md_header(report),
         _md_unavailable(report),
+        _md_runtimes(report),
         _md_totals(report),
         report.control_note,
         _md_matrix(report),
@@ -981,6 +1064,7 @@ def summary_markdown(report: Report) -> str:
         _md_deviations(report),
         _md_skips(report),
         _md_posture(report.posture),
+        _md_requests(report.requests),
         _md_benchmarks(report.benchmarks),
     ]
     return "\n\n".join(section for section in sections if section) + "\n"
@@ -1007,6 +1091,36 @@ def _md_unavailable(report: Report) -> str:
             line += f". Hint: {_md_text(runtime.hint)}"
         lines.append(line)
     return "\n".join(lines)
+
+
+def _md_runtimes(report: Report) -> str:
+    if not report.runtime_rows:
+        return ""
+    rows = [[_md_code(r.name), r.family, _md_text(r.version)] for r in report.runtime_rows]
+    text = "## Runtimes\n\n" + _md_table(["runtime", "family", "version"], rows)
+    notes = [f"- {_md_code(r.name)}: {_md_text(r.how)}" for r in report.runtime_rows if r.how]
+    if notes:
+        text += "\n\nHow rows were run:\n\n" + "\n".join(notes)
+    return text
+
+
+def _md_requests(requests: RequestMatrix | None) -> str:
+    if requests is None:
+        return ""
+    header = ["request field", *(_md_code(runtime) for runtime in requests.runtimes)]
+    rows = [[_md_code(name), *cells] for name, cells in requests.rows]
+    text = f"## What each runtime can express\n\n{REQUESTS_NOTE}\n\n" + _md_table(header, rows)
+    if requests.reasons:
+        lines = [
+            f"- {_md_code(runtime)}, {_md_text(label)}: {_md_text(_first_line(reason))}"
+            for runtime, label, reason in requests.reasons
+        ]
+        text += (
+            f"\n\n<details><summary>Why not ({len(lines)})</summary>\n\n"
+            + "\n".join(lines)
+            + "\n\n</details>"
+        )
+    return text
 
 
 def _md_totals(report: Report) -> str:
@@ -1283,8 +1397,27 @@ def index_html(report: Report) -> str:
         sets_legend=SETS_LEGEND,
         values_legend=VALUES_LEGEND,
         benchmarks=report.benchmarks,
+        requests_note=REQUESTS_NOTE,
+        request_classes={
+            "yes": "outcome-pass",
+            "no": "outcome-skip",
+            "partly": "outcome-xfail",
+            "ignored": "outcome-fail",
+        },
+        request_reasons=_request_reasons(report.requests),
         startup_plot=_plot_startup(report.benchmarks.startup) if report.benchmarks else "",
     )
+
+
+def _request_reasons(requests: RequestMatrix | None) -> dict[tuple[str, str], str]:
+    """Return the reasons of each (runtime, field) cell, joined, for the cell's title."""
+    if requests is None:
+        return {}
+    labels = {label: name for name, samples in capabilities.SAMPLES.items() for label, _ in samples}
+    joined: dict[tuple[str, str], list[str]] = {}
+    for runtime, label, reason in requests.reasons:
+        joined.setdefault((runtime, labels.get(label, label)), []).append(f"{label}: {reason}")
+    return {key: "\n".join(texts) for key, texts in joined.items()}
 
 
 def _css_class(outcome: str) -> str:

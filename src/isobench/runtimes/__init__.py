@@ -41,6 +41,12 @@ def _docker_runsc() -> Adapter:
     return EngineAdapter(DOCKER, oci_runtime="runsc")
 
 
+def _podman_runsc() -> Adapter:
+    from isobench.runtimes.engine import PODMAN, EngineAdapter
+
+    return EngineAdapter(PODMAN, oci_runtime="runsc")
+
+
 def _podman() -> Adapter:
     from isobench.runtimes.engine import PODMAN, EngineAdapter
 
@@ -51,6 +57,24 @@ def _runc() -> Adapter:
     from isobench.runtimes.oci import RUNC, OciAdapter
 
     return OciAdapter(RUNC)
+
+
+def _crun() -> Adapter:
+    from isobench.runtimes.oci import CRUN, OciAdapter
+
+    return OciAdapter(CRUN)
+
+
+#: Built-in rows that a command template expresses, in the format of a runtimes file.
+BUILTIN_FILE = Path(__file__).with_name("builtin.toml")
+
+
+def _bwrap() -> Adapter:
+    from isobench.runtimes.bwrap import BwrapAdapter
+
+    row = declared_module.load_file(BUILTIN_FILE)["bwrap"]
+    assert isinstance(row.spec, declared_module.TemplateRuntime)
+    return BwrapAdapter("bwrap", row.spec, f"built-in ({row.source})")
 
 
 def _isobox() -> Adapter:
@@ -71,14 +95,38 @@ def _host() -> Adapter:
     return HostAdapter()
 
 
+def _containerd() -> Adapter:
+    from isobench.runtimes.containerd import ContainerdAdapter
+
+    return ContainerdAdapter()
+
+
+def _lxc() -> Adapter:
+    from isobench.runtimes.lxc import LxcAdapter
+
+    return LxcAdapter()
+
+
+def _nspawn() -> Adapter:
+    from isobench.runtimes.nspawn import NspawnAdapter
+
+    return NspawnAdapter()
+
+
 #: Built-in rows, in the order reports list them.
 BUILTIN: dict[str, Callable[[], Adapter]] = {
     "docker": _docker,
     "podman": _podman,
     "runc": _runc,
     "runsc": _runsc,
+    "crun": _crun,
     "docker+runsc": _docker_runsc,
+    "podman+runsc": _podman_runsc,
     "isobox": _isobox,
+    "containerd": _containerd,
+    "bwrap": _bwrap,
+    "lxc": _lxc,
+    "systemd-nspawn": _nspawn,
     "host": _host,
 }
 

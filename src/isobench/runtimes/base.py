@@ -55,6 +55,16 @@ class Availability:
     reason: str = ""
     hint: str = ""
     details: dict[str, str] = field(default_factory=dict)
+    #: False when the runtime's program is not there; an unavailable runtime that is
+    #: installed is one that cannot run on this host, and ``reason`` has its message.
+    installed: bool = True
+
+    @property
+    def state(self) -> str:
+        """'available', 'not installed' or 'cannot run here'."""
+        if self.available:
+            return "available"
+        return "cannot run here" if self.installed else "not installed"
 
 
 @dataclass
@@ -141,6 +151,13 @@ class Adapter(abc.ABC):
     def host_pid(self, ctx: Context, launched: Launched) -> int | None:
         """Return the host PID of the container's first process, when the runtime shows it."""
         return None
+
+    def wait_started(self, ctx: Context, launched: Launched, deadline: float) -> None:  # noqa: B027
+        """Return once the container's command runs, before its stdin is written and closed.
+
+        For a client that loses the end of its input when stdin closes before the
+        container has started (ctr). ``deadline`` is a ``time.monotonic()`` value.
+        """
 
     def exec_detached(self, ctx: Context, launched: Launched, argv: Sequence[str]) -> None:
         """Start another process in the running container and return once it runs."""
@@ -306,6 +323,7 @@ def execute(
                     host_view = read_host(launched, host_pid)
 
         if stdin is not None and launched.process.stdin is not None:
+            adapter.wait_started(ctx, launched, deadline)
             with contextlib.suppress(OSError):
                 launched.process.stdin.write(stdin)
         _close_stdin(launched.process)

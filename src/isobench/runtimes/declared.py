@@ -56,6 +56,9 @@ ELEMENT_PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "mounts": ("source", "target", "mode"),
     "tmpfs": ("target", "size"),
     "ulimits": ("name", "soft", "hard"),
+    # {value} as the suite wrote it (SYS_ADMIN), {cap} with the prefix (CAP_SYS_ADMIN, or ALL).
+    "cap_add": ("value", "cap"),
+    "cap_drop": ("value", "cap"),
 }
 #: Request fields that a template never sets: the harness picks the image itself.
 HARNESS_FIELDS = ("image",)

@@ -157,6 +157,7 @@ class EngineAdapter(Adapter):
         if binary is None:
             return Availability(
                 False,
+                installed=False,
                 reason=f"no '{self.profile.engine}' client found "
                 f"(tried {', '.join(self.profile.binaries)}; set {self.profile.binary_env})",
                 hint=self.profile.install_hint,
@@ -198,6 +199,7 @@ class EngineAdapter(Adapter):
             if problem:
                 return Availability(
                     False,
+                    installed=shutil.which(self.oci_runtime) is not None,
                     version=version,
                     reason=problem,
                     hint="Run 'make setup' to register it.",
@@ -244,6 +246,8 @@ class EngineAdapter(Adapter):
     def unsupported(self, request: Request) -> str | None:
         if request.userns == "private" and "userns" in self.profile.cannot:
             return self.profile.cannot["userns"]
+        if self.oci_runtime == "runsc" and request.userns == "private":
+            return f"{self.name}: runsc does not apply the user namespace mappings it is given"
         if self.oci_runtime == "runsc" and request.network != "none":
             return (
                 f"{self.name} runs runsc with --network=none (it cannot build a network in "

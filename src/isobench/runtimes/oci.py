@@ -69,6 +69,9 @@ class OciProfile:
     lifecycle: str = "run"
     #: The runtime has an 'exec' command.
     exec: bool = True
+    #: The runtime refuses a hybrid host whose unified hierarchy has a controller, so on
+    #: such a host each of its commands runs where that hierarchy is not mounted.
+    hides_unified: bool = False
 
 
 RUNC = OciProfile(
@@ -92,6 +95,19 @@ ISOBOX = OciProfile(
     bundled=True,
 )
 
+CRUN = OciProfile(
+    runtime="crun",
+    binary_env="ISOBENCH_CRUN",
+    cannot={
+        "network=default": "crun has no network of its own; a new network namespace holds "
+        "only a loopback",
+    },
+    install_hint="Install it with 'apt-get install crun' or run 'make setup'.",
+    # crun 1.8 stops with "cgroups in hybrid mode not supported, drop all controllers
+    # from cgroupv2" when /sys/fs/cgroup/unified lists a controller.
+    hides_unified=True,
+)
+
 RUNSC = OciProfile(
     runtime="runsc",
     binary_env="ISOBENCH_RUNSC",
@@ -104,6 +120,26 @@ RUNSC = OciProfile(
     },
     install_hint="Install it with 'apt-get install runsc' or run 'make setup'.",
 )
+
+
+def hybrid_unified_with_controllers(mountinfo: str | None = None) -> Path | None:
+    """Return the mount point of the unified hierarchy on a hybrid host when it lists a
+    controller; None on a v1-only or v2 host, or when it lists none."""
+    if mountinfo is None:
+        mountinfo = Path("/proc/self/mountinfo").read_text()
+    found = cgroups.hierarchies(mountinfo)
+    if cgroups.layout(found) != "hybrid":
+        return None
+    for hierarchy in found:
+        if hierarchy.version != 2:
+            continue
+        try:
+            listed = (hierarchy.mount_point / "cgroup.controllers").read_text().split()
+        except OSError:
+            continue
+        if listed:
+            return hierarchy.mount_point
+    return None
 
 
 def _capability(name: str) -> str:
@@ -373,6 +409,7 @@ class OciAdapter(Adapter):
         self.name = profile.runtime
         self._binary = binary
         self._availability: Availability | None = None
+        self._unified: tuple[Path | None] | None = None
 
     @property
     def binary(self) -> str:
@@ -392,7 +429,27 @@ class OciAdapter(Adapter):
 
     def global_argv(self, ctx: Context) -> list[str]:
         """Return the runtime binary with its global options (state root, flags)."""
-        return [self.binary, "--root", str(self.state_root(ctx)), *self.profile.global_flags]
+        runtime = [self.binary, "--root", str(self.state_root(ctx)), *self.profile.global_flags]
+        unified = self.unified_to_hide()
+        if unified is None:
+            return runtime
+        # A mount namespace of its own for each command, in which the unified hierarchy
+        # is unmounted. The v1 hierarchies stay, so the container's cgroups are the same
+        # directories that the host side reads. The arguments reach sh as "$@", as data.
+        return [
+            *("unshare", "--mount", "--propagation", "private", "--"),
+            *("sh", "-c", 'umount "$0" && exec "$@"', str(unified)),
+            *runtime,
+        ]
+
+    def unified_to_hide(self) -> Path | None:
+        """Return the unified hierarchy to unmount for this runtime's commands, or None
+        when the profile or the host needs no such step."""
+        if not self.profile.hides_unified:
+            return None
+        if self._unified is None:
+            self._unified = (hybrid_unified_with_controllers(),)
+        return self._unified[0]
 
     def availability(self) -> Availability:
         if self._availability is None:
@@ -409,6 +466,7 @@ class OciAdapter(Adapter):
             )
             return Availability(
                 False,
+                installed=False,
                 reason=f"'{self.binary}'{source} not found",
                 hint=self.profile.install_hint
                 + (
@@ -423,7 +481,16 @@ class OciAdapter(Adapter):
             return Availability(False, reason=str(exc), hint=self.profile.install_hint)
         first = result.stdout.strip().splitlines()[0] if result.stdout.strip() else ""
         version = first.split("version", 1)[-1].strip() if "version" in first else first
-        return Availability(True, version=version, details={"binary": path})
+        details = {"binary": path}
+        unified = self.unified_to_hide()
+        if unified is not None:
+            listed = (unified / "cgroup.controllers").read_text().split()
+            details["how"] = (
+                f"each {self.name} command runs in a private mount namespace without {unified}, "
+                f"because that hierarchy lists {', '.join(listed)} and {self.name} refuses such "
+                "a hybrid host"
+            )
+        return Availability(True, version=version, details=details)
 
     def unsupported(self, request: Request) -> str | None:
         if request.init:
@@ -534,7 +601,7 @@ class OciAdapter(Adapter):
     def host_pid(self, ctx: Context, launched: Launched) -> int | None:
         state = [*self.global_argv(ctx), "state", launched.name]
         result = commands.run(state, timeout=30, check=False)
-        launched.commands.append(" ".join(state))
+        launched.commands.append(shlex.join(state))
         try:
             pid = int(json.loads(result.stdout).get("pid", 0))
         except (json.JSONDecodeError, ValueError, AttributeError):

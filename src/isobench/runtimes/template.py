@@ -58,7 +58,9 @@ class TemplateAdapter(Adapter):
         binary = shutil.which(self.spec.run[0])
         hint = f"Install it, or fix the run template of '{self.name}' in {self.source}."
         if binary is None:
-            return Availability(False, reason=f"'{self.spec.run[0]}' not found", hint=hint)
+            return Availability(
+                False, installed=False, reason=f"'{self.spec.run[0]}' not found", hint=hint
+            )
         details = {"binary": binary}
         if not self.spec.version:
             return Availability(True, version="unknown", details=details)
@@ -244,4 +246,8 @@ def _element(field: str, element: Any) -> dict[str, str]:
         return {"target": str(element.target), "size": _text(element.size)}
     if field == "ulimits":
         return {"name": element.name, "soft": str(element.soft), "hard": str(element.hard)}
+    if field in ("cap_add", "cap_drop"):
+        upper = str(element).upper()
+        cap = upper if upper == "ALL" or upper.startswith("CAP_") else f"CAP_{upper}"
+        return {"value": str(element), "cap": cap}
     return {"value": _text(element)}

@@ -1,0 +1,68 @@
+"""bubblewrap: the command template of ``builtin.toml``, plus what a template cannot say.
+
+bwrap has no commands besides the one that runs a sandbox, so it cannot name
+the sandbox's PID or stop it. bwrap itself stays outside the new namespaces
+and forks the sandboxed process once; with ``--as-pid-1`` that process is
+PID 1 inside. Its host PID is therefore the one child of the bwrap process,
+and a stop signals that child, as an engine signals a container's PID 1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from isobench.runtimes.base import Context, Launched
+from isobench.runtimes.template import TemplateAdapter
+
+#: How long to wait for bwrap to fork the sandboxed process, in seconds.
+CHILD_WAIT_S = 5.0
+
+
+def children(pid: int, proc: Path = Path("/proc")) -> list[int]:
+    """Return the PIDs of a process's children, from /proc/PID/task/*/children."""
+    found: list[int] = []
+    try:
+        tasks = list((proc / str(pid) / "task").iterdir())
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            found += [int(word) for word in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+class BwrapAdapter(TemplateAdapter):
+    """The bwrap row: the template's run, with the host PID and stop found from bwrap's child."""
+
+    def host_pid(self, ctx: Context, launched: Launched) -> int | None:
+        deadline = time.monotonic() + CHILD_WAIT_S
+        while launched.process.poll() is None:
+            found = children(launched.process.pid)
+            if found:
+                launched.commands.append(f"# host PID: the child of bwrap ({launched.process.pid})")
+                return found[0]
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.01)
+        return None
+
+    def stop(self, ctx: Context, launched: Launched, grace_s: float) -> None:
+        pid = self.host_pid(ctx, launched)
+        if pid is None:
+            return
+        launched.commands.append(f"kill -TERM {pid}")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        try:
+            launched.process.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            launched.commands.append(f"kill -KILL {pid}")
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
