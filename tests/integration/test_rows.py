@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from isobench.checks import Harness
+from isobench.remnants import count, remnants
+from isobench.results import read_run
 from isobench.spec.loader import LoadedSuite, load_suite
 from tests.conftest import SUITES, require_runtime
+from tests.integration.test_cli import isobench
 
 pytestmark = pytest.mark.integration
 
@@ -56,3 +61,23 @@ def test_skip_names_reason(harness: Harness, namespaces_suite: LoadedSuite) -> N
     verdict = harness.evaluate(loaded, "docker")
     assert verdict.outcome == "skip"
     assert "userns-remap" in verdict.message
+
+
+def test_new_rows_leave_nothing(tmp_path: Path) -> None:
+    """crun (behind its mount namespace), bwrap and podman+runsc run the namespaces suite
+    through the CLI and leave no container, state, mount, cgroup, process or file."""
+    rows = ["crun", "bwrap", "podman+runsc"]
+    for row in rows:
+        require_runtime(row)
+    out = tmp_path / "run"
+    arguments = [argument for row in rows for argument in ("--runtime", row)]
+
+    result = isobench("run", *arguments, "--suite", "namespaces", "--out", str(out))
+
+    meta, records = read_run(out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {r["runtime"] for r in records} == set(rows)
+    assert {r["outcome"] for r in records} <= {"pass", "xfail", "skip"}
+    found = remnants(str(meta["run_id"]))
+    assert count(found) == 0, found
+    assert not any(meta["run_id"] in path.name for path in Path("/run/isobench/crun").glob("*"))
