@@ -61,6 +61,14 @@ CAPABILITIES = (
     "CAP_CHECKPOINT_RESTORE",
 )
 
+
+def capability_name(name: str) -> str:
+    """Return a capability as the kernel headers name it: CAP_ and upper case (net_admin
+    becomes CAP_NET_ADMIN). ALL becomes CAP_ALL."""
+    upper = name.upper()
+    return upper if upper.startswith("CAP_") else f"CAP_{upper}"
+
+
 #: Paths that the engines and the OCI runtime spec's example config mask.
 MASKED_PATHS = (
     "/proc/acpi",

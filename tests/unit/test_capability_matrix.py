@@ -14,8 +14,9 @@ from isobench.report import render
 from isobench.results import RUN_FILE
 from isobench.runtimes import capabilities
 from isobench.runtimes.base import Availability, Context
-from isobench.runtimes.bwrap import BwrapAdapter, children
+from isobench.runtimes.bwrap import BwrapAdapter
 from isobench.runtimes.oci import CRUN, RUNC, OciAdapter, hybrid_unified_with_controllers
+from isobench.runtimes.sandbox import children
 from isobench.runtimes.template import TemplateAdapter
 from tests.unit.test_report import make_records, write_run
 

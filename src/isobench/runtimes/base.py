@@ -24,6 +24,7 @@ from pathlib import Path
 from isobench.errors import CommandFailed, CommandTimeout, HarnessError, IsobenchError
 from isobench.journal import Entry, Journal
 from isobench.model import Request, RunResult
+from isobench.probe import cgroups
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,23 @@ class Context:
             number = self._counter
         safe = "".join(c if c.isalnum() else "-" for c in runtime)
         return f"isobench-{self.run_id}-{safe}-{number}"
+
+
+def journal_cgroups(ctx: Context, runtime: str, path: str) -> list[tuple[Path, Entry]]:
+    """Journal the cgroup ``path`` (from the root) in every mounted hierarchy, before a
+    runtime makes it, and return each directory with its entry.
+
+    The removal deletes the directory with every directory under it, deepest
+    first, because some runtimes make sub-cgroups of their own there.
+    """
+    found = []
+    for directory in cgroups.directories_for(path):
+        remove = ["find", str(directory), "-depth", "-type", "d", "-delete"]
+        entry = ctx.journal.record(
+            "cgroup", str(directory), remove, runtime=runtime, absent=("No such file",)
+        )
+        found.append((directory, entry))
+    return found
 
 
 @dataclass

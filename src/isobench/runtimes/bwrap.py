@@ -9,33 +9,14 @@ and a stop signals that child, as an engine signals a container's PID 1.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
 import time
-from pathlib import Path
 
+from isobench.runtimes import sandbox
 from isobench.runtimes.base import Context, Launched
 from isobench.runtimes.template import TemplateAdapter
 
 #: How long to wait for bwrap to fork the sandboxed process, in seconds.
 CHILD_WAIT_S = 5.0
-
-
-def children(pid: int, proc: Path = Path("/proc")) -> list[int]:
-    """Return the PIDs of a process's children, from /proc/PID/task/*/children."""
-    found: list[int] = []
-    try:
-        tasks = list((proc / str(pid) / "task").iterdir())
-    except OSError:
-        return found
-    for task in tasks:
-        try:
-            found += [int(word) for word in (task / "children").read_text().split()]
-        except (OSError, ValueError):
-            continue
-    return found
 
 
 class BwrapAdapter(TemplateAdapter):
@@ -44,7 +25,7 @@ class BwrapAdapter(TemplateAdapter):
     def host_pid(self, ctx: Context, launched: Launched) -> int | None:
         deadline = time.monotonic() + CHILD_WAIT_S
         while launched.process.poll() is None:
-            found = children(launched.process.pid)
+            found = sandbox.children(launched.process.pid)
             if found:
                 launched.commands.append(f"# host PID: the child of bwrap ({launched.process.pid})")
                 return found[0]
@@ -55,14 +36,5 @@ class BwrapAdapter(TemplateAdapter):
 
     def stop(self, ctx: Context, launched: Launched, grace_s: float) -> None:
         pid = self.host_pid(ctx, launched)
-        if pid is None:
-            return
-        launched.commands.append(f"kill -TERM {pid}")
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        try:
-            launched.process.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            launched.commands.append(f"kill -KILL {pid}")
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        if pid is not None:
+            sandbox.signal_then_kill(launched, pid, grace_s)

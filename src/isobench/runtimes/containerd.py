@@ -43,9 +43,17 @@ from pathlib import Path
 from isobench import commands
 from isobench.errors import HarnessError, IsobenchError
 from isobench.journal import Entry
-from isobench.model import CAPABILITIES, Request
-from isobench.probe import cgroups, host
-from isobench.runtimes.base import Adapter, Availability, Context, Launched, ProbeImage, popen
+from isobench.model import CAPABILITIES, Request, capability_name
+from isobench.probe import host
+from isobench.runtimes.base import (
+    Adapter,
+    Availability,
+    Context,
+    Launched,
+    ProbeImage,
+    journal_cgroups,
+    popen,
+)
 from isobench.runtimes.oci import USERNS_HOST_ID, USERNS_SIZE, host_bounding_set
 
 log = logging.getLogger(__name__)
@@ -286,11 +294,6 @@ def _architecture() -> str:
 # -- request translation --------------------------------------------------
 
 
-def _capability(name: str) -> str:
-    upper = name.upper()
-    return upper if upper.startswith("CAP_") else f"CAP_{upper}"
-
-
 def capability_options(request: Request, host_caps: Sequence[str]) -> list[str]:
     """Translate cap_add and cap_drop into ctr's --cap-add and --cap-drop.
 
@@ -300,8 +303,8 @@ def capability_options(request: Request, host_caps: Sequence[str]) -> list[str]:
     capability that is both added and dropped is not dropped: as with the
     engines, an add wins.
     """
-    adds = [_capability(c) for c in request.cap_add]
-    drops = [_capability(c) for c in request.cap_drop]
+    adds = [capability_name(c) for c in request.cap_add]
+    drops = [capability_name(c) for c in request.cap_drop]
     if "CAP_ALL" in adds:
         adds = list(host_caps)
     if "CAP_ALL" in drops:
@@ -696,16 +699,7 @@ class ContainerdAdapter(Adapter):
 
         # A cgroup path of our own, so that what a container leaves can be found and removed.
         cgroup_path = f"/{name}"
-        entries = [
-            ctx.journal.record(
-                "cgroup",
-                str(directory),
-                ["rmdir", str(directory)],
-                runtime=self.name,
-                absent=("No such file",),
-            )
-            for directory in cgroups.directories_for(cgroup_path)
-        ]
+        entries = [entry for _, entry in journal_cgroups(ctx, self.name, cgroup_path)]
         remove = removal_argv("remove", daemon.state, "--name", name)
         entries.append(ctx.journal.record("container", name, remove, runtime=self.name))
 

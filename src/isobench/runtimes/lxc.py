@@ -36,7 +36,7 @@ from isobench.errors import HarnessError, IsobenchError
 from isobench.model import Request
 from isobench.probe import host
 from isobench.runtimes import sandbox
-from isobench.runtimes.base import Adapter, Availability, Context, Launched, popen
+from isobench.runtimes.base import Adapter, Availability, Context, Launched, journal_cgroups, popen
 from isobench.runtimes.oci import host_bounding_set
 
 LXC_EXECUTE = "lxc-execute"
@@ -314,7 +314,7 @@ class LxcAdapter(Adapter):
         # LXC makes lxc.monitor.NAME for lxc-execute and lxc.payload.NAME for the container
         # in every hierarchy, and removes them when the container ends.
         for prefix in ("lxc.monitor", "lxc.payload"):
-            entries += [e for _, e in sandbox.journal_cgroups(ctx, self.name, f"/{prefix}.{name}")]
+            entries += [e for _, e in journal_cgroups(ctx, self.name, f"/{prefix}.{name}")]
         stop = ["lxc-stop", "-P", str(directory), "-n", name, "--kill"]
         entries.append(
             ctx.journal.record(

@@ -29,10 +29,10 @@ from pathlib import Path
 
 from isobench import commands
 from isobench.errors import HarnessError, IsobenchError
-from isobench.model import CAPABILITIES, Request
+from isobench.model import CAPABILITIES, Request, capability_name
 from isobench.probe import cgroups, host
 from isobench.runtimes import sandbox
-from isobench.runtimes.base import Adapter, Availability, Context, Launched, popen
+from isobench.runtimes.base import Adapter, Availability, Context, Launched, journal_cgroups, popen
 
 NSPAWN = "systemd-nspawn"
 INSTALL_HINT = "Install it with 'apt-get install systemd-container'."
@@ -90,8 +90,8 @@ def build_flags(request: Request, env: dict[str, str]) -> list[str]:
 
     # nspawn removes what --drop-capability names even where --capability names it too;
     # the engines let an add win, so an added capability is not dropped.
-    adds = {sandbox.capability_name(c) for c in request.cap_add}
-    drops = {sandbox.capability_name(c) for c in request.cap_drop}
+    adds = {capability_name(c) for c in request.cap_add}
+    drops = {capability_name(c) for c in request.cap_drop}
     if "CAP_ALL" in adds:
         flags.append("--capability=all")
     elif "CAP_ALL" in drops:
@@ -225,7 +225,7 @@ class NspawnAdapter(Adapter):
         entries.append(
             ctx.journal.record("file", str(lock), ["rm", "-f", str(lock)], runtime=self.name)
         )
-        journaled = sandbox.journal_cgroups(ctx, self.name, f"/{name}")
+        journaled = journal_cgroups(ctx, self.name, f"/{name}")
         entries += [entry for _, entry in journaled]
         directories = [directory for directory, _ in journaled]
         # Removed before the cgroups: it ends what is left in them after a crash.

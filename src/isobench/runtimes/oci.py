@@ -18,10 +18,24 @@ from typing import Any
 from isobench import commands
 from isobench.errors import HarnessError, IsobenchError
 from isobench.journal import Entry
-from isobench.model import CAPABILITIES, MASKED_PATHS, READONLY_PATHS, RLIMITS, Request
+from isobench.model import (
+    CAPABILITIES,
+    MASKED_PATHS,
+    READONLY_PATHS,
+    RLIMITS,
+    Request,
+    capability_name,
+)
 from isobench.probe import cgroups, host
 from isobench.runtimes import shim
-from isobench.runtimes.base import Adapter, Availability, Context, Launched, popen
+from isobench.runtimes.base import (
+    Adapter,
+    Availability,
+    Context,
+    Launched,
+    journal_cgroups,
+    popen,
+)
 
 log = logging.getLogger(__name__)
 
@@ -142,11 +156,6 @@ def hybrid_unified_with_controllers(mountinfo: str | None = None) -> Path | None
     return None
 
 
-def _capability(name: str) -> str:
-    upper = name.upper()
-    return upper if upper.startswith("CAP_") else f"CAP_{upper}"
-
-
 CPU_PERIOD_US = 100000
 
 
@@ -242,11 +251,11 @@ def build_config(
     capability, which fails where the host's bounding set lacks some.
     """
     caps = set(host_caps) if request.privileged else set(DEFAULT_CAPABILITIES)
-    drops = {_capability(c) for c in request.cap_drop}
+    drops = {capability_name(c) for c in request.cap_drop}
     if "CAP_ALL" in drops:
         caps.clear()
     caps -= drops
-    adds = {_capability(c) for c in request.cap_add}
+    adds = {capability_name(c) for c in request.cap_add}
     if "CAP_ALL" in adds:
         adds = set(CAPABILITIES)
     caps |= adds
@@ -570,16 +579,7 @@ class OciAdapter(Adapter):
         cgroup_path = f"/{name}"
         config["linux"]["cgroupsPath"] = cgroup_path
         (bundle / "config.json").write_text(json.dumps(config, indent=2))
-        for directory in cgroups.directories_for(cgroup_path):
-            entries.append(
-                ctx.journal.record(
-                    "cgroup",
-                    str(directory),
-                    ["rmdir", str(directory)],
-                    runtime=self.name,
-                    absent=("No such file",),
-                )
-            )
+        entries += [entry for _, entry in journal_cgroups(ctx, self.name, cgroup_path)]
         if request.userns == "private":
             commands.run(
                 ["chown", "-R", f"{USERNS_HOST_ID}:{USERNS_HOST_ID}", str(bundle / "rootfs")],

@@ -19,7 +19,7 @@ from pathlib import Path
 from isobench import commands
 from isobench.errors import HarnessError
 from isobench.journal import Entry
-from isobench.model import CAPABILITIES, Request
+from isobench.model import CAPABILITIES, Request, capability_name
 from isobench.probe import cgroups
 from isobench.runtimes.base import Context, Launched
 
@@ -29,8 +29,6 @@ USERNS_HOST_ID = 100000
 USERNS_SIZE = 65536
 
 CPU_PERIOD_US = 100000
-
-_ABSENT_CGROUP = ("No such file",)
 
 
 @dataclass(frozen=True)
@@ -189,11 +187,6 @@ def capability_set(
     return [name for name in CAPABILITIES if name in caps]
 
 
-def capability_name(name: str) -> str:
-    upper = name.upper()
-    return upper if upper.startswith("CAP_") else f"CAP_{upper}"
-
-
 def passwd_gid(rootfs: Path, uid: int) -> int:
     """Return the group of ``uid`` in the image's /etc/passwd, or 0 when it is not listed
     (as the engines do for a user without a group)."""
@@ -292,13 +285,19 @@ def subid_problem(etc: Path = Path("/etc")) -> str | None:
     return None
 
 
-def children(pid: int) -> list[int]:
-    """Return the child processes of a host process."""
+def children(pid: int, proc: Path = Path("/proc")) -> list[int]:
+    """Return the child processes of a host process, forked by any of its threads."""
+    found: list[int] = []
     try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+        tasks = list((proc / str(pid) / "task").iterdir())
     except OSError:
-        return []
-    return [int(child) for child in text.split()]
+        return found
+    for task in tasks:
+        try:
+            found += [int(word) for word in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return found
 
 
 def signal_then_kill(launched: Launched, pid: int, grace_s: float) -> None:
@@ -316,19 +315,3 @@ def signal_then_kill(launched: Launched, pid: int, grace_s: float) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             return
-
-
-def journal_cgroups(ctx: Context, runtime: str, path: str) -> list[tuple[Path, Entry]]:
-    """Journal the cgroup ``path`` (from the root) in every mounted hierarchy.
-
-    The removal deletes the directory with every directory under it, deepest
-    first, because the tools make sub-cgroups of their own there.
-    """
-    found = []
-    for directory in cgroups.directories_for(path):
-        remove = ["find", str(directory), "-depth", "-type", "d", "-delete"]
-        entry = ctx.journal.record(
-            "cgroup", str(directory), remove, runtime=runtime, absent=_ABSENT_CGROUP
-        )
-        found.append((directory, entry))
-    return found

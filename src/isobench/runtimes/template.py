@@ -29,7 +29,7 @@ from typing import Any
 
 from isobench import commands
 from isobench.errors import HarnessError, IsobenchError
-from isobench.model import Request
+from isobench.model import Request, capability_name
 from isobench.runtimes.base import Adapter, Availability, Context, Launched, popen
 from isobench.runtimes.declared import LIST_FIELDS, TemplateRuntime
 
@@ -247,7 +247,6 @@ def _element(field: str, element: Any) -> dict[str, str]:
     if field == "ulimits":
         return {"name": element.name, "soft": str(element.soft), "hard": str(element.hard)}
     if field in ("cap_add", "cap_drop"):
-        upper = str(element).upper()
-        cap = upper if upper == "ALL" or upper.startswith("CAP_") else f"CAP_{upper}"
-        return {"value": str(element), "cap": cap}
+        cap = capability_name(str(element))
+        return {"value": str(element), "cap": "ALL" if cap == "CAP_ALL" else cap}
     return {"value": _text(element)}
