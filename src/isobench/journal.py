@@ -9,10 +9,12 @@ process that died (kill -9) still names what to remove.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shlex
+import signal
 import threading
 import time
 from collections.abc import Sequence
@@ -220,10 +222,80 @@ def stale_entries(directory: Path | None = None) -> dict[Path, list[Entry]]:
     return found
 
 
+#: How long 'isobench clean' waits for the killed clients of a dead run to exit, in seconds.
+CLIENT_EXIT_WAIT_S = 10.0
+
+
+def container_prefix(run_id: str) -> str:
+    """Return the prefix of every container name of a run (see Context.container_name)."""
+    return f"isobench-{run_id}-"
+
+
+#: The runtime clients that a run starts and waits for, by program name. The shims and
+#: monitors of the engines (containerd-shim, conmon) and runsc's sandbox processes name
+#: the container too, but they are the container's keepers: its removal ends them.
+CLIENTS = (b"runc", b"crun", b"runsc", b"isobox", b"docker", b"podman", b"ctr")
+
+
+def orphaned_clients(run_id: str, proc: Path = Path("/proc")) -> list[int]:
+    """Return the PIDs of runtime clients whose arguments name a container of the run.
+
+    When a run is killed, the clients it started in sessions of their own
+    ('runc run', 'docker run', 'ctr run') live on, and one that is still
+    creating its container would create it after the removal ran.
+    """
+    prefix = container_prefix(run_id).encode()
+    found = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[0].rsplit(b"/", 1)[-1] not in CLIENTS:
+            continue
+        if any(argument.startswith(prefix) for argument in argv):
+            found.append(int(entry.name))
+    return found
+
+
+def _kill_clients(run_id: str) -> list[str]:
+    """SIGKILL the orphaned clients of a dead run and wait until they are gone; return
+    one line per client."""
+    found = orphaned_clients(run_id)
+    for pid in found:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    living = found
+    deadline = time.monotonic() + CLIENT_EXIT_WAIT_S
+    while living and time.monotonic() < deadline:
+        time.sleep(0.05)
+        living = [pid for pid in living if _pid_alive(pid) and not _is_zombie(pid)]
+    return [
+        f"could not end client process {pid}" if pid in living else f"ended client process {pid}"
+        for pid in found
+    ]
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return False
+    return fields[0] == "Z"
+
+
 def clean_stale(directory: Path | None = None, dry_run: bool = False) -> list[str]:
-    """Remove what dead runs left behind; return one line per resource handled."""
+    """Remove what dead runs left behind; return one line per resource handled.
+
+    The runtime clients that a dead run left running are ended first, so that
+    none of them creates a container after its removal ran.
+    """
     lines = []
     for path, entries in stale_entries(directory).items():
+        if not dry_run:
+            lines += _kill_clients(path.stem)
         left = []
         for entry in reversed(entries):
             if dry_run:

@@ -19,6 +19,16 @@ from tests.integration.test_cli import isobench
 pytestmark = pytest.mark.integration
 
 
+def _journals_of(pid: int, paths: set[Path]) -> set[str]:
+    """Return the run ids of the journals that the process ``pid`` opened."""
+    found = set()
+    for path in paths:
+        first = path.read_text(encoding="utf-8").splitlines()[:1]
+        if first and json.loads(first[0]).get("pid") == pid:
+            found.add(path.stem)
+    return found
+
+
 @pytest.mark.parametrize("delay", [3, 6, 9])
 def test_sigkill_then_clean(tmp_path: Path, delay: int) -> None:
     """SIGKILL at 3, 6 and 9 seconds, then 'isobench clean': nothing of the run remains."""
@@ -41,8 +51,8 @@ def test_sigkill_then_clean(tmp_path: Path, delay: int) -> None:
     os.kill(process.pid, signal.SIGKILL)
     process.wait(30)
     # The run's id is in its run.json, or, if it was killed before writing that, in
-    # the name of the journal it started.
-    run_ids = {path.stem for path in set(journals.glob("*.jsonl")) - before}
+    # the name of the journal it started. Journals of other runs on the host are left out.
+    run_ids = _journals_of(process.pid, set(journals.glob("*.jsonl")) - before)
     if (out / "run.json").exists():
         run_ids.add(json.loads((out / "run.json").read_text())["run_id"])
 
@@ -71,7 +81,7 @@ def test_next_run_cleans_killed(tmp_path: Path) -> None:
     time.sleep(6)
     os.kill(process.pid, signal.SIGKILL)
     process.wait(30)
-    killed = {path.stem for path in set(journals.glob("*.jsonl")) - before}
+    killed = _journals_of(process.pid, set(journals.glob("*.jsonl")) - before)
     assert killed
 
     result = isobench(

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from isobench.journal import Journal, clean_stale, stale_entries
+from isobench.journal import Journal, clean_stale, container_prefix, orphaned_clients, stale_entries
 
 GONE = "No such container"
 
@@ -323,3 +323,23 @@ def test_clean_stale_skips_live(journal: Journal, marker: Path) -> None:
     assert clean_stale(journal.path.parent) == []
     assert marker.exists()
     assert journal.path.exists()
+
+
+def test_orphaned_clients_named_by_container(tmp_path: Path) -> None:
+    """Only runtime clients with an argument that starts with the run's container prefix,
+    not the shims and monitors that keep the containers."""
+    commands_by_pid = {
+        "101": [b"runc", b"run", b"--bundle", b"/b", b"isobench-RUN1-runc-1"],
+        "102": [b"docker", b"run", b"--name", b"isobench-RUN1-docker-2", b"probe"],
+        "103": [b"runc", b"run", b"isobench-RUN2-runc-1"],
+        "104": [b"containerd", b"--config", b"/run/isobench/containerd/RUN1/config.toml"],
+        "105": [b"/usr/bin/containerd-shim-runc-v2", b"-id", b"isobench-RUN1-containerd-3"],
+        "106": [b"/usr/bin/conmon", b"-n", b"isobench-RUN1-podman-4"],
+        "107": [b"/usr/bin/ctr", b"run", b"--rm", b"probe", b"isobench-RUN1-containerd-5"],
+        "self": [b"python"],
+    }
+    for pid, argv in commands_by_pid.items():
+        (tmp_path / pid).mkdir()
+        (tmp_path / pid / "cmdline").write_bytes(b"\0".join(argv) + b"\0")
+    assert sorted(orphaned_clients("RUN1", tmp_path)) == [101, 102, 107]
+    assert container_prefix("RUN1") == "isobench-RUN1-"
