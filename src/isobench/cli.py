@@ -210,12 +210,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     clean = commands.add_parser("clean", help="Remove what runs that died left behind.")
     clean.add_argument("--dry-run", action="store_true", help="List what would be removed.")
+
+    # The global options are accepted after the command too: 'isobench run --runtimes-file F'.
+    for command in commands.choices.values():
+        command.add_argument(
+            "--runtimes-file",
+            action="append",
+            dest="runtimes_file_after",
+            default=[],
+            type=Path,
+            metavar="FILE",
+            help="As before the command: a runtimes file that declares more runtime rows.",
+        )
+        command.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            dest="verbose_after",
+            help="As before the command: log every command.",
+        )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.runtimes_file = [*args.runtimes_file, *args.runtimes_file_after]
+    args.verbose = args.verbose or args.verbose_after
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",

@@ -133,11 +133,18 @@ def test_user_config_read(tmp_path: Path) -> None:
 
 
 def test_cli_flag_reaches_environment(capsys: pytest.CaptureFixture[str]) -> None:
-    status = main(["--runtimes-file", str(EXAMPLES), "runtimes", "--json"])
+    status = main(["--runtimes-file", str(EXAMPLES), "runtimes", "--json", "--no-start"])
     out = capsys.readouterr().out
     assert status == 0
     assert f'"source": "{EXAMPLES}:31"' in out
     assert str(EXAMPLES) in os.environ[ENV_FILES]
+
+
+def test_runtimes_file_after_command(capsys: pytest.CaptureFixture[str]) -> None:
+    status = main(["runtimes", "--runtimes-file", str(EXAMPLES), "--json", "--no-start"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert f'"source": "{EXAMPLES}:31"' in out
 
 
 def test_unknown_runtime_names_declared(monkeypatch: pytest.MonkeyPatch) -> None:
