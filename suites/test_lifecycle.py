@@ -10,7 +10,7 @@ The container's program appends a value from its environment to a marker
 file in the rootfs, so the check observes whether it ran, how often and with
 which configuration. It then reads its stdin, which is a pipe held by the
 check, and exits at the end of the input: closing the pipe ends the
-container, and so does the end of the test process. Every wait is bounded.
+container, and so does the exit of the test process. Every wait is bounded.
 
 Where a runtime deviates from the specification, ``DEVIATIONS`` declares it
 with the requirement and the behaviour observed, as a strict xfail on that
@@ -83,27 +83,28 @@ UNKNOWN_NAMESPACE = "isobench-unknown"
 DEVIATIONS: dict[str, dict[str, str]] = {
     "test_config_unknown_capability_fails": {
         "runc": "config.md 1.0.2 requires that a capability which cannot be mapped to a kernel "
-        "interface causes an error; runc 1.1 logs a warning ('ignoring unknown or unavailable "
-        "capabilities') and creates the container, as runtime-spec 1.1.0 later allowed",
+        "interface causes an error; runc 1.1.5 logs a warning ('ignoring unknown or unavailable "
+        "capabilities') and creates the container",
         "crun": "config.md 1.0.2 requires that a capability which cannot be mapped to a kernel "
-        "interface causes an error; crun 1.8 creates the container without a message",
+        "interface causes an error; crun 1.8.1 creates the container without a message",
         "runsc": "runtime.md requires that an operation that generates an error leaves the "
-        "host as if it had never been attempted; runsc's create fails but leaves the "
-        "container's cgroup directories",
+        "host as if it had never been attempted; runsc (release 20221219) fails the create "
+        "but leaves the container's cgroup directories",
     },
     "test_create_duplicate_id_fails": {
         "runsc": "runtime.md requires that an operation that generates an error leaves the "
-        "host as if it had never been attempted; runsc's create with an id in use fails, but "
-        "removes the first container's state, so that 'state' and 'delete' no longer find it "
-        "while its sandbox and gofer processes run on",
+        "host as if it had never been attempted; runsc (release 20221219) fails a create with "
+        "an id in use, but removes the first container's state, so that 'state' and "
+        "'delete' no longer find it while its sandbox and gofer processes run on",
     },
     "test_config_unknown_namespace_fails": {
         "runsc": "runtime.md requires create to generate an error when it cannot apply a "
-        "property of config.json; runsc creates the container with an unknown namespace type",
+        "property of config.json; runsc (release 20221219) creates the container with an "
+        "unknown namespace type",
     },
     "test_state_reports_fields": {
-        "isobox": "runtime.md's state contains the container's annotations; isobox's state "
-        "omits the annotations of config.json",
+        "isobox": "runtime.md's state contains the annotations associated with the container; "
+        "isobox's state omits the annotations of config.json",
     },
 }
 
@@ -277,11 +278,17 @@ def marker_lines(bundle: Path, marker: str) -> list[str] | None:
 
 
 def wait_marker(bundle: Path, *markers: str) -> None:
-    """Poll until one of the marker files exists, or WAIT_S pass."""
+    """Poll until one of the marker files has a complete line, or WAIT_S pass.
+
+    The shell's ``>>`` creates the file before it writes the line, so the file's
+    existence alone is not enough.
+    """
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
-        if any((bundle / "rootfs" / marker).exists() for marker in markers):
-            return
+        for marker in markers:
+            with contextlib.suppress(FileNotFoundError):
+                if (bundle / "rootfs" / marker).read_text().endswith("\n"):
+                    return
         time.sleep(POLL_INTERVAL_S)
 
 
@@ -299,7 +306,7 @@ def kill_cgroup_processes(bundle: Path) -> None:
     except (OSError, ValueError, KeyError):
         return
     if not str(path).strip("/"):
-        # The root cgroup holds the host's processes, not the container's.
+        # The root cgroup contains the host's processes, not the container's.
         return
     procs = [directory / "cgroup.procs" for directory in cgroups.directories_for(path)]
     deadline = time.monotonic() + WAIT_S
@@ -479,6 +486,33 @@ def test_start_twice_fails(lifecycle: Lifecycle) -> None:
     )
     assert ran == [ORIGINAL_VALUE], (
         f"/{RAN_MARKER} after a second start: expected one run [{ORIGINAL_VALUE!r}], observed {ran}"
+    )
+
+
+def test_start_stopped_fails(lifecycle: Lifecycle) -> None:
+    """Start of a stopped container fails, leaves it stopped and does not run the program."""
+    name, bundle = lifecycle.bundle()
+    lifecycle.create_required(name, bundle)
+    lifecycle.require("start", name)
+    wait_marker(bundle, RAN_MARKER)
+    lifecycle.release(name, bundle)
+    status = lifecycle.wait_status(name, "stopped")
+    if status != "stopped":
+        raise LifecycleError(f"the container did not stop within {WAIT_S:g} s: {status!r}")
+
+    again = lifecycle.run("start", name)
+    after = lifecycle.status(name)
+    ran = marker_lines(bundle, RAN_MARKER)
+    assert again.returncode != 0, (
+        f"start of a stopped container: expected an error, observed exit status 0 "
+        f"(stderr: {tail(again.stderr)!r})"
+    )
+    assert after == "stopped", (
+        f"status after start of a stopped container: expected 'stopped', observed {after!r}"
+    )
+    assert ran == [ORIGINAL_VALUE], (
+        f"/{RAN_MARKER} after start of a stopped container: expected one run "
+        f"[{ORIGINAL_VALUE!r}], observed {ran}"
     )
 
 

@@ -252,10 +252,22 @@ def _python_record(
     error = call.excinfo is not None and isinstance(
         call.excinfo.value, IsobenchError | StopExamples
     )
-    if report.skipped:
-        outcome = "xfail" if hasattr(report, "wasxfail") else "skip"
+    if report.skipped and hasattr(report, "wasxfail"):
+        # The declared reason first, as the YAML suites show it, then what happened.
+        longrepr = report.longrepr
+        happened = _failure_text(str(longrepr[2] if isinstance(longrepr, tuple) else longrepr))
+        outcome = "xfail"
+        message = f"declared deviation: {report.wasxfail}" + (
+            f" ({_first_line(happened)})" if happened.strip() else ""
+        )
+    elif report.skipped:
+        outcome = "skip"
         longrepr = report.longrepr
         message = str(longrepr[2]) if isinstance(longrepr, tuple) else str(longrepr or "")
+    elif report.failed and str(report.longrepr).startswith("[XPASS(strict)]"):
+        outcome = "xpass"
+        reason = str(report.longrepr).removeprefix("[XPASS(strict)]").strip()
+        message = f"a declared deviation did not happen: {reason}"
     elif report.failed:
         outcome = "error" if call.when == "setup" or error else "fail"
         message = _failure_text(str(report.longrepr))
@@ -275,6 +287,11 @@ def _python_record(
         line=(line or 0) + 1,
         expected_to_fail=runtime in controls,
     )
+
+
+def _first_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def _failure_text(longrepr: str) -> str:

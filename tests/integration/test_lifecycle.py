@@ -34,6 +34,7 @@ CONTROLS = [
     ("test_state_stopped_after_exit", "state-always-running", "runc"),
     ("test_state_reports_fields", "drop-annotations", "runc"),
     ("test_start_twice_fails", "start-twice-ok", "runc"),
+    ("test_start_stopped_fails", "start-twice-ok", "runc"),
     ("test_create_duplicate_id_fails", "reuse-id-ok", "runc"),
     ("test_create_writes_pid_file", "no-pid-file", "runc"),
     ("test_kill_delivers_signal", "kill-ignored", "runc"),
