@@ -64,6 +64,11 @@ def env_round_trip(harness: Harness, adapter: Adapter, values: list[str]) -> lis
     harness.prepare(adapter)
     names = [f"ISOBENCH_VALUE_{number}" for number in range(len(values))]
     request = Request(env=tuple(zip(names, values, strict=True)))
+    reason = adapter.unsupported(request)
+    if reason is not None:
+        # Some rows cannot carry some values (LXC's config file has no way to write a
+        # newline or a leading blank): a skip with the row's reason, not an error.
+        pytest.skip(f"{adapter.name} cannot express a drawn environment value: {reason}")
     script = HEX_EACH.replace("for arg;", "for arg in " + " ".join(f'"${n}"' for n in names) + ";")
     execution = execute(adapter, harness.ctx, request, ["sh", "-c", script])
     return _hex_lines(execution.result.stdout)
