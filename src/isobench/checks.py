@@ -613,8 +613,8 @@ class Harness:
         began = execution.marker_times.get(HOLD_START)
         ended = execution.marker_times.get(HOLD_END)
         usage = execution.host_view.get("cg.cpu.usage_ns")
-        # The usage counts from the cgroup's creation, so the runtime's own set-up is in
-        # it; over a short command that set-up, not the command, would make the rate.
+        # The usage counts from the cgroup's creation, so it includes the runtime's own
+        # set-up. Over a short command, that set-up would make most of the rate.
         if (
             began is not None
             and ended is not None

@@ -83,7 +83,7 @@ UNKNOWN_OUTCOME_COLOR = "#616161"
 SUMMARY_MAX_PROBLEMS = 50
 SUMMARY_PROBLEM_BUDGET_BYTES = 256 * 1024
 SUMMARY_MAX_MATRIX_ROWS = 500
-#: What the table of request fields shows, above it in both reports.
+#: The explanation above the table of request fields, in both reports.
 REQUESTS_NOTE = (
     "For each request field: whether the row can express it (yes), cannot (no, so checks "
     "that ask for it are skipped with the reason), or only some values of it (partly). "
@@ -228,7 +228,7 @@ class RuntimeRow:
 
 @dataclass(frozen=True)
 class RequestMatrix:
-    """Which request fields each runtime row can express, from run.json."""
+    """The request fields that each runtime row can express, from run.json."""
 
     runtimes: list[str]
     #: (request field, one cell per runtime: "yes", "no", "partly" or "" when not recorded).

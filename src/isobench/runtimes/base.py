@@ -56,8 +56,8 @@ class Availability:
     reason: str = ""
     hint: str = ""
     details: dict[str, str] = field(default_factory=dict)
-    #: False when the runtime's program is not there; an unavailable runtime that is
-    #: installed is one that cannot run on this host, and ``reason`` has its message.
+    #: False when the runtime's program is not there. An unavailable runtime that is
+    #: installed cannot run on this host, and ``reason`` has its message.
     installed: bool = True
 
     @property

@@ -341,8 +341,8 @@ def run_options(
         mapping = f"0:{USERNS_HOST_ID}:{USERNS_SIZE}"
         options += ["--uidmap", mapping, "--gidmap", mapping]
     options += capability_options(request, host_caps)
-    # Both seccomp values need no option: ctr applies no seccomp filter unless --seccomp
-    # is given, so its default is none, and "unconfined" asks for none.
+    # Neither seccomp value needs an option: ctr applies a seccomp filter only when told
+    # --seccomp, and "unconfined" asks for no filter.
     if request.no_new_privs is False:
         options += ["--allow-new-privs"]
     if request.privileged:

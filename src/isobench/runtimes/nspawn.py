@@ -11,8 +11,8 @@ and then replaces itself with nspawn::
     python -m isobench.runtimes.nspawn enter CGROUP_DIR... -- systemd-nspawn ...
 
 Without ``--as-pid2`` the command is PID 1 of the container, as with the
-engines' default; a request with ``init: true`` gets ``--as-pid2``, where a
-stub init of nspawn's is PID 1 and the command PID 2. nspawn's default
+engines' default. A request with ``init: true`` gets ``--as-pid2``: a stub
+init of nspawn's is then PID 1, and the command PID 2. nspawn's default
 network is the host's.
 """
 
@@ -41,7 +41,7 @@ INSTALL_HINT = "Install it with 'apt-get install systemd-container'."
 #: stdio passed through, and no status lines of nspawn's own.
 BASE_FLAGS = ("--quiet", "--register=no", "--keep-unit", "--pipe")
 
-#: Where nspawn 252 keeps the state of running containers.
+#: The state directory of nspawn 252's running containers.
 NSPAWN_STATE = Path("/run/systemd/nspawn")
 
 #: Directories of the root that nspawn needs and does not make in a read-only root.
