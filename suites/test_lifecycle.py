@@ -185,6 +185,21 @@ class Lifecycle:
         duration = time.monotonic() - started
         return commands.Completed(argv, completed.returncode, "", read_output(bundle), duration)
 
+    def started(self) -> tuple[str, Path]:
+        """Create and start a container, and return once its program has run."""
+        name, bundle = self.bundle()
+        self.create_required(name, bundle)
+        self.require("start", name)
+        wait_marker(bundle, RAN_MARKER)
+        return name, bundle
+
+    def stop_required(self, name: str, bundle: Path) -> None:
+        """Close the program's input and return once the container is stopped."""
+        self.release(name, bundle)
+        status = self.wait_status(name, "stopped")
+        if status != "stopped":
+            raise LifecycleError(f"the container did not stop within {WAIT_S:g} s: {status!r}")
+
     def create_required(self, name: str, bundle: Path, *options: str) -> None:
         result = self.create(name, bundle, *options)
         if result.returncode != 0:
@@ -409,10 +424,7 @@ def test_start_runs_program(lifecycle: Lifecycle) -> None:
 
 def test_state_stopped_after_exit(lifecycle: Lifecycle) -> None:
     """Once the container's program exits, its status is stopped."""
-    name, bundle = lifecycle.bundle()
-    lifecycle.create_required(name, bundle)
-    lifecycle.require("start", name)
-    wait_marker(bundle, RAN_MARKER)
+    name, bundle = lifecycle.started()
 
     lifecycle.release(name, bundle)
     status = lifecycle.wait_status(name, "stopped")
@@ -464,10 +476,7 @@ def test_state_reports_fields(lifecycle: Lifecycle) -> None:
 
 def test_start_twice_fails(lifecycle: Lifecycle) -> None:
     """A second start fails and leaves the running container as it was."""
-    name, bundle = lifecycle.bundle()
-    lifecycle.create_required(name, bundle)
-    lifecycle.require("start", name)
-    wait_marker(bundle, RAN_MARKER)
+    name, bundle = lifecycle.started()
     before = lifecycle.state(name)
 
     second = lifecycle.run("start", name)
@@ -491,14 +500,8 @@ def test_start_twice_fails(lifecycle: Lifecycle) -> None:
 
 def test_start_stopped_fails(lifecycle: Lifecycle) -> None:
     """Start of a stopped container fails, leaves it stopped and does not run the program."""
-    name, bundle = lifecycle.bundle()
-    lifecycle.create_required(name, bundle)
-    lifecycle.require("start", name)
-    wait_marker(bundle, RAN_MARKER)
-    lifecycle.release(name, bundle)
-    status = lifecycle.wait_status(name, "stopped")
-    if status != "stopped":
-        raise LifecycleError(f"the container did not stop within {WAIT_S:g} s: {status!r}")
+    name, bundle = lifecycle.started()
+    lifecycle.stop_required(name, bundle)
 
     again = lifecycle.run("start", name)
     after = lifecycle.status(name)
@@ -559,10 +562,7 @@ def test_create_writes_pid_file(lifecycle: Lifecycle) -> None:
 
 def test_kill_delivers_signal(lifecycle: Lifecycle) -> None:
     """Kill delivers the requested signal to the container's process."""
-    name, bundle = lifecycle.bundle()
-    lifecycle.create_required(name, bundle)
-    lifecycle.require("start", name)
-    wait_marker(bundle, RAN_MARKER)
+    name, bundle = lifecycle.started()
 
     lifecycle.require("kill", name, "USR1")
     wait_marker(bundle, SIGNAL_MARKER)
@@ -579,14 +579,8 @@ def test_kill_delivers_signal(lifecycle: Lifecycle) -> None:
 
 def test_kill_stopped_fails(lifecycle: Lifecycle) -> None:
     """Kill of a stopped container fails and leaves it stopped."""
-    name, bundle = lifecycle.bundle()
-    lifecycle.create_required(name, bundle)
-    lifecycle.require("start", name)
-    wait_marker(bundle, RAN_MARKER)
-    lifecycle.release(name, bundle)
-    status = lifecycle.wait_status(name, "stopped")
-    if status != "stopped":
-        raise LifecycleError(f"the container did not stop within {WAIT_S:g} s: {status!r}")
+    name, bundle = lifecycle.started()
+    lifecycle.stop_required(name, bundle)
 
     kill = lifecycle.run("kill", name, "TERM")
     after = lifecycle.status(name)
@@ -604,10 +598,7 @@ def test_kill_stopped_fails(lifecycle: Lifecycle) -> None:
 
 def test_delete_running_fails(lifecycle: Lifecycle) -> None:
     """Delete without --force fails on a running container, which keeps running."""
-    name, bundle = lifecycle.bundle()
-    lifecycle.create_required(name, bundle)
-    lifecycle.require("start", name)
-    wait_marker(bundle, RAN_MARKER)
+    name, _ = lifecycle.started()
     before = lifecycle.state(name)
 
     delete = lifecycle.run("delete", name)
@@ -631,18 +622,12 @@ def test_delete_running_fails(lifecycle: Lifecycle) -> None:
 
 def test_delete_removes_container(lifecycle: Lifecycle) -> None:
     """After delete, state fails, and the state entry and the cgroup directories are gone."""
-    name, bundle = lifecycle.bundle()
-    lifecycle.create_required(name, bundle)
-    lifecycle.require("start", name)
-    wait_marker(bundle, RAN_MARKER)
+    name, bundle = lifecycle.started()
     present = lifecycle.state_entries(name)
     if not present:
         root = lifecycle.runtime.state_root(lifecycle.harness.ctx)
         raise LifecycleError(f"{root} has no entry for {name}, so its removal cannot be seen")
-    lifecycle.release(name, bundle)
-    status = lifecycle.wait_status(name, "stopped")
-    if status != "stopped":
-        raise LifecycleError(f"the container did not stop within {WAIT_S:g} s: {status!r}")
+    lifecycle.stop_required(name, bundle)
 
     lifecycle.require("delete", name)
     state = lifecycle.run("state", name)
