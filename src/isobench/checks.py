@@ -183,9 +183,11 @@ class Harness:
         )
         result = execution.result
         if END_MARKER not in result.stdout:
+            stderr_lines = result.stderr.strip().splitlines()
             raise HarnessError(
-                f"the probe did not finish on {adapter.name} (exit status {result.exit_code}): "
-                f"{result.commands[-1]}\nstderr:\n{result.stderr.strip()[-2000:]}"
+                f"the probe did not finish on {adapter.name} (exit status {result.exit_code})"
+                + (f": {stderr_lines[-1][:300]}" if stderr_lines else "")
+                + f"\ncommand: {result.commands[-1]}\nstderr:\n{result.stderr.strip()[-2000:]}"
             )
         inside = parse.parse(result.stdout)
 

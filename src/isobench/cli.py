@@ -553,8 +553,9 @@ def cmd_runtimes(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
-    width = max(len(r["runtime"]) for r in rows)
+    width = max(len(r["runtime"]) for r in [*rows, {"runtime": "runtime"}])
     family_width = max(len(r["family"]) for r in rows)
+    print(f"{'runtime':<{width}}  {'family':<{family_width}}  {'state':<15} version")
     for row in rows:
         name, family, state = row["runtime"], row["family"], row["state"]
         print(f"{name:<{width}}  {family:<{family_width}}  {state:<15} {row['version']}")
@@ -572,7 +573,11 @@ def cmd_runtimes(args: argparse.Namespace) -> int:
 def _try_starts(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     """Start a trial container on each available row and mark those that cannot run here."""
     chosen = [row for row in rows if row["available"] and row["family"] != "host"]
-    if args.no_start or not chosen:
+    if args.no_start:
+        for row in chosen:
+            row["details"] = {**row["details"], "trial": "not started (--no-start)"}
+        return
+    if not chosen:
         return
     if os.geteuid() != 0:
         for row in chosen:

@@ -257,8 +257,9 @@ def _python_record(
         longrepr = report.longrepr
         happened = _failure_text(str(longrepr[2] if isinstance(longrepr, tuple) else longrepr))
         outcome = "xfail"
+        observed = _first_line(happened).lstrip("E").strip().removeprefix("AssertionError:")
         message = f"declared deviation: {report.wasxfail}" + (
-            f" ({_first_line(happened)})" if happened.strip() else ""
+            f" ({observed.strip()})" if observed.strip() else ""
         )
     elif report.skipped:
         outcome = "skip"

@@ -197,3 +197,13 @@ def test_html_has_the_request_matrix(tmp_path: Path) -> None:
 def test_old_run_without_matrix_renders(tmp_path: Path) -> None:
     summary = render(write_run(tmp_path / "run", make_records()))["summary.md"].read_text()
     assert "What each runtime can express" not in summary
+
+
+def test_default_value_counts() -> None:
+    """A row that expresses only the default value of a field is 'partly', not 'no'."""
+    matrix = capabilities.expressed(runtimes.get("podman+runsc"))
+    assert matrix["network"]["network=none (default)"] == ""
+    assert capabilities.cell(matrix["network"]) == "partly"
+    nspawn = capabilities.expressed(runtimes.get("systemd-nspawn"))
+    assert nspawn["pid"]["pid=private (default)"] == ""
+    assert capabilities.cell(nspawn["pid"]) == "partly"

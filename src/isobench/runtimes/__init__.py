@@ -74,7 +74,7 @@ def _bwrap() -> Adapter:
 
     row = declared_module.load_file(BUILTIN_FILE)["bwrap"]
     assert isinstance(row.spec, declared_module.TemplateRuntime)
-    return BwrapAdapter("bwrap", row.spec, f"built-in ({row.source})")
+    return BwrapAdapter("bwrap", row.spec, row.source)
 
 
 def _isobox() -> Adapter:

@@ -89,7 +89,7 @@ def expressed(adapter: Adapter) -> dict[str, dict[str, str]]:
         }
     for field, samples in SAMPLES.items():
         answers: dict[str, str] = {}
-        for label, values in samples:
+        for label, values in _with_default(field, samples):
             try:
                 reason = adapter.unsupported(Request(**values))
             except IsobenchError as exc:
@@ -97,6 +97,18 @@ def expressed(adapter: Adapter) -> dict[str, dict[str, str]]:
             answers[label] = reason or ""
         matrix[field] = answers
     return matrix
+
+
+def _with_default(
+    field: str, samples: tuple[tuple[str, dict[str, Any]], ...]
+) -> tuple[tuple[str, dict[str, Any]], ...]:
+    """Put the field's default value first where it is a choice of its own (pid=private):
+    a row may express only the other value, or only the default. Unset and empty
+    defaults leave the choice to the runtime, so they need no sample."""
+    default = Request.model_fields[field].default
+    if default is None or default == () or isinstance(default, bool):
+        return samples
+    return ((f"{field}={default} (default)", {}), *samples)
 
 
 def cell(answers: Mapping[str, str]) -> str:

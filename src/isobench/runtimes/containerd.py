@@ -605,7 +605,7 @@ class ContainerdAdapter(Adapter):
 
         ctx.journal.record("daemon", str(state), removal_argv("stop", state), runtime=self.name)
         argv = self.daemon_argv(daemon)
-        log.info("starting containerd for run %s: %s", ctx.run_id, shlex.join(argv))
+        log.debug("starting containerd for run %s: %s", ctx.run_id, shlex.join(argv))
         with daemon.log_file.open("ab") as log_handle:
             daemon.process = subprocess.Popen(
                 argv,
@@ -685,7 +685,7 @@ class ContainerdAdapter(Adapter):
             finally:
                 archive.unlink(missing_ok=True)
             daemon.imported.add(image.reference)
-        log.info("imported the image %s into containerd of run %s", image.reference, daemon.run_id)
+        log.debug("imported the image %s into containerd of run %s", image.reference, daemon.run_id)
 
     # -- containers ------------------------------------------------------
 

@@ -202,7 +202,11 @@ class EngineAdapter(Adapter):
                     installed=shutil.which(self.oci_runtime) is not None,
                     version=version,
                     reason=problem,
-                    hint="Run 'make setup' to register it.",
+                    hint=(
+                        "Run 'make setup' to register it."
+                        if self.profile.engine == "docker"
+                        else f"Install {self.oci_runtime}, or name its path: podman+/path/to/it."
+                    ),
                     details=details,
                 )
             details["oci_runtime"] = self.oci_runtime

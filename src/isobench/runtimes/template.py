@@ -77,8 +77,8 @@ class TemplateAdapter(Adapter):
                 continue
             if getattr(request, field) != getattr(_DEFAULT, field):
                 return (
-                    f"{self.name} declares no way to express '{field}' (its runtimes file, "
-                    f"{self.source}, lists {', '.join(self.spec.fields) or 'no field'})"
+                    f"{self.name} declares no way to express '{field}' (its template in "
+                    f"{self.source} lists {', '.join(self.spec.fields) or 'no field'})"
                 )
         for field, option in self.spec.options.items():
             if isinstance(option, dict):
