@@ -379,7 +379,12 @@ def _run_locked(args: argparse.Namespace, paths: list[Path], root: Path, chosen:
     # its asserts; isobench has no asserts that need it.
     pytest_args += ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
     pytest_args += ["--rootdir", str(root.resolve().parent)]
+    # pytest-benchmark makes its storage directory (./.benchmarks) where pytest starts:
+    # a suite run has no use for it, and a benchmark run keeps it in its run directory.
+    if not args.bench:
+        pytest_args += ["-p", "no:benchmark"]
     if args.bench:
+        pytest_args += ["--benchmark-storage", f"file://{out / 'pytest-benchmark'}"]
         pytest_args += ["--isobench-bench", "--benchmark-json", str(out / "pytest-benchmark.json")]
         if args.rounds is not None:
             pytest_args += ["--isobench-rounds", str(args.rounds)]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from isobench.checks import Harness
@@ -63,3 +67,26 @@ def test_runsc_guest_host_counts(harness: Harness) -> None:
     assert exit_code == 0
     assert int(str(view["inside.processes"])) >= 11
     assert int(str(view["cg.pids.current"])) > int(str(view["inside.processes"]))
+
+
+def test_oom_leaves_no_file_where_started(tmp_path: Path) -> None:
+    """podman's conmon writes a file 'oom' into its working directory when a container is
+    OOM-killed: the run's own directory takes it, not the directory isobench started in."""
+    require_runtime("podman")
+    out = tmp_path / "run"
+    started_in = tmp_path / "cwd"
+    started_in.mkdir()
+
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "isobench", "run", "--runtime", "podman"),
+            *("--suite", "cgroups", "-k", "memory-over-limit-killed", "--out", str(out)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=started_in,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert list(started_in.iterdir()) == []

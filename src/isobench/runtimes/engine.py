@@ -10,6 +10,7 @@ import resource
 import shlex
 import shutil
 import subprocess
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,6 +128,8 @@ class EngineAdapter(Adapter):
         self._availability: Availability | None = None
         self._device: str | None = None
         self._imported: set[str] = set()
+        self._client_directories: set[Path] = set()
+        self._lock = threading.Lock()
 
     # -- discovery -------------------------------------------------------
 
@@ -380,8 +383,24 @@ class EngineAdapter(Adapter):
         name, entry, run_argv = self.container_command(
             ctx, request, ["run", "--interactive"], argv, env
         )
-        process = popen(run_argv)
+        process = popen(run_argv, cwd=self.client_directory(ctx))
         return Launched(name=name, process=process, argv=run_argv, entries=[entry])
+
+    def client_directory(self, ctx: Context) -> Path:
+        """Return a directory of the run for the client to work in, made on first use.
+
+        podman's conmon writes a file named 'oom' into its working directory when a
+        container is OOM-killed; without this, that file lands where isobench was started.
+        """
+        directory = ctx.bundle_root / f"client-{self.name.replace('+', '-')}"
+        with self._lock:
+            if directory not in self._client_directories:
+                ctx.journal.record(
+                    "directory", str(directory), ["rm", "-rf", str(directory)], runtime=self.name
+                )
+                directory.mkdir(parents=True, exist_ok=True)
+                self._client_directories.add(directory)
+        return directory
 
     def container_command(
         self,
