@@ -81,7 +81,8 @@ class Workspace:
 def workspace(ctx: Context) -> Iterator[Workspace]:
     """Make (and remove at the end) the host directories the I/O benchmark needs."""
     base = ctx.bundle_root / "bench"
-    entries: list[Entry] = []
+    # The parent too, so that a run killed in between leaves nothing 'isobench clean' misses.
+    entries: list[Entry] = [ctx.journal.record("directory", str(base), ["rm", "-rf", str(base)])]
     try:
         for name in ("bind", "native"):
             directory = base / name
