@@ -1,8 +1,8 @@
 """A trial start on each runtime: one container that runs ``true``.
 
-A runtime whose binary answers ``--version`` may still refuse this host
+A runtime whose binary prints its ``--version`` may still refuse this host
 (crun on a hybrid cgroup host, a daemon that cannot start). Only a start
-tells, and the runtime's own message says why. Everything the trials make
+shows it, with the runtime's own message. Everything the trials make
 is journaled, as in a run, and removed afterwards.
 """
 

@@ -46,7 +46,7 @@ if [ -d /sys/class/net ]; then
     done
 elif ip -o link >/dev/null 2>&1; then
     # Without /sys (bwrap mounts none), netlink still gives each name and address, so
-    # that a container's eth0 is told apart from the host's.
+    # that a container's eth0 is distinguished from the host's.
     ip -o link | while read -r _number name rest; do
         name=${name%:}
         name=${name%%@*}

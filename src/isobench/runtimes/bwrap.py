@@ -1,4 +1,4 @@
-"""bubblewrap: the command template of ``builtin.toml``, plus what a template cannot say.
+"""bubblewrap: the command template of ``builtin.toml``, plus what a template cannot express.
 
 bwrap has no commands besides the one that runs a sandbox, so it cannot name
 the sandbox's PID or stop it. bwrap itself stays outside the new namespaces

@@ -1,6 +1,6 @@
 """Which request fields each runtime row can express: the rows of the capability matrix.
 
-The matrix asks each adapter's ``unsupported`` about a sample request per
+The matrix passes each adapter's ``unsupported`` method a sample request per
 field and value, one that sets that field away from its default. A row
 either expresses it or names why not; the answer is what the adapter
 declares, so a request that a runtime accepts and then does not apply
@@ -112,7 +112,7 @@ def _with_default(
 
 
 def cell(answers: Mapping[str, str]) -> str:
-    """Return 'yes', 'no', 'partly', or 'ignored' (the host row), for one field's answers."""
+    """Return 'yes', 'no', 'partly', or 'ignored' (the host row), for the results of one field."""
     if answers and all(reason == HOST_IGNORES for reason in answers.values()):
         return IGNORED
     unexpressed = sum(1 for reason in answers.values() if reason)

@@ -341,7 +341,7 @@ def run_options(
         mapping = f"0:{USERNS_HOST_ID}:{USERNS_SIZE}"
         options += ["--uidmap", mapping, "--gidmap", mapping]
     options += capability_options(request, host_caps)
-    # Neither seccomp value needs an option: ctr applies a seccomp filter only when told
+    # Neither seccomp value needs an option: ctr applies a seccomp filter only with
     # --seccomp, and "unconfined" asks for no filter.
     if request.no_new_privs is False:
         options += ["--allow-new-privs"]
