@@ -45,7 +45,7 @@ from isobench.results import (
     read_run,
 )
 from isobench.runtimes.declared import ENV_FILES
-from isobench.spec.loader import find_suites, load_suite
+from isobench.spec.loader import find_suites, load_suite, suite_name
 
 log = logging.getLogger("isobench")
 
@@ -329,7 +329,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"suite directory {suites_dir} not found; pass --suites-dir DIR")
     suite_paths = find_suites(suites_dir, args.suite)
     if not suite_paths:
-        raise UsageError(f"no suite files (*.yaml, test_*.py) in {suites_dir}")
+        raise UsageError(
+            f"no suites (*.yaml, test_*.py, or directories of test_*.py) in {suites_dir}"
+        )
     # Load every suite first, so that a malformed one stops the run before
     # any container starts.
     for path in suite_paths:
@@ -396,7 +398,7 @@ def _run_locked(args: argparse.Namespace, paths: list[Path], root: Path, chosen:
         pytest_args += ["-k", args.keyword]
     pytest_args += args.pytest_arg
 
-    names = [p.stem.removeprefix("test_") for p in paths]
+    names = [suite_name(p) for p in paths]
     log.info("running %s on %s", ", ".join(names), ", ".join(chosen))
     os.environ["ISOBENCH_CLI"] = "1"  # the CLI renders the report itself
     code = pytest.main(pytest_args)

@@ -277,7 +277,8 @@ def _python_record(
     path, line, _ = item.location
     doc = (function.__doc__ or "") if function is not None else ""
     return Record(
-        suite=Path(path).stem.removeprefix("test_"),
+        # The modules of a suite directory name their suite.
+        suite=getattr(module, "SUITE", None) or Path(path).stem.removeprefix("test_"),
         check=getattr(item, "originalname", item.name),
         title=doc.strip().split("\n")[0],
         runtime=runtime,

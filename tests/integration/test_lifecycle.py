@@ -8,6 +8,7 @@ checks. Every run must leave nothing on the host.
 from __future__ import annotations
 
 import ast
+import importlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from tests.integration.test_cli import isobench
 
 pytestmark = pytest.mark.integration
 
-SUITE = SUITES / "test_lifecycle.py"
+SUITE = SUITES / "lifecycle"
 FAKE = REPO / "tests" / "data" / "fake-oci" / "fake-runc"
 ISOBOX = Path(sys.executable).parent / "isobox"
 
@@ -50,25 +51,30 @@ CONTROLS = [
 ]
 
 
+def suite_modules() -> list[Path]:
+    return sorted(SUITE.glob("test_*.py"))
+
+
 def suite_checks() -> list[str]:
     """Return the names of the suite's test functions, read without importing it."""
-    tree = ast.parse(SUITE.read_text())
     return [
         node.name
-        for node in tree.body
+        for module in suite_modules()
+        for node in ast.parse(module.read_text()).body
         if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
     ]
 
 
 def declared_deviations(runtime: str) -> set[str]:
-    """Return the checks whose DEVIATIONS table in the suite names ``runtime``."""
-    tree = ast.parse(SUITE.read_text())
-    for node in tree.body:
-        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "DEVIATIONS":
-            assert node.value is not None
-            table: dict[str, dict[str, str]] = ast.literal_eval(node.value)
-            return {check for check, runtimes in table.items() if runtime in runtimes}
-    raise AssertionError(f"{SUITE} has no DEVIATIONS table")
+    """Return the checks whose module's DEVIATIONS table names ``runtime``."""
+    found: set[str] = set()
+    for module in suite_modules():
+        for node in ast.parse(module.read_text()).body:
+            if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "DEVIATIONS":
+                assert node.value is not None
+                table: dict[str, dict[str, str]] = ast.literal_eval(node.value)
+                found |= {check for check, runtimes in table.items() if runtime in runtimes}
+    return found
 
 
 def run_lifecycle(
@@ -103,8 +109,17 @@ def runc_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return outcomes(records)
 
 
+def all_controls() -> list[tuple[str, str, str]]:
+    """Return the CONTROLS of this module and of its siblings test_lifecycle_*.py."""
+    found = list(CONTROLS)
+    for path in sorted(Path(__file__).parent.glob("test_lifecycle_*.py")):
+        module = importlib.import_module(f"tests.integration.{path.stem}")
+        found += module.CONTROLS
+    return found
+
+
 def test_every_check_has_control() -> None:
-    controlled = {check for check, _, _ in CONTROLS}
+    controlled = {check for check, _, _ in all_controls()}
 
     assert set(suite_checks()) == controlled
 

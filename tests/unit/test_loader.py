@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from isobench.errors import SuiteError
-from isobench.spec.loader import LoadedSuite, find_suites, load_suite, parse_suite
+from isobench.spec.loader import LoadedSuite, find_suites, load_suite, parse_suite, suite_name
 from isobench.spec.schema import FactCheck, RunCheck
+from tests.conftest import SUITES
 
 SUITE_PATH = Path("suites/example.yaml")
 REAL_SUITE = Path(__file__).resolve().parents[2] / "suites" / "namespaces.yaml"
@@ -604,6 +605,33 @@ def test_find_suites_unknown_name(tmp_path: Path) -> None:
 
     assert "'nope'" in info.value.problem
     assert "available: a" in info.value.problem
+
+
+def test_find_suites_directory(tmp_path: Path) -> None:
+    """A directory of test_*.py modules is one suite, named by the directory."""
+    (tmp_path / "a.yaml").write_text(MINIMAL, encoding="utf-8")
+    (tmp_path / "staged").mkdir()
+    (tmp_path / "staged" / "test_one.py").write_text("", encoding="utf-8")
+    (tmp_path / "staged" / "conftest.py").write_text("", encoding="utf-8")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "notes.txt").write_text("not a suite", encoding="utf-8")
+
+    assert find_suites(tmp_path) == [tmp_path / "a.yaml", tmp_path / "staged"]
+    assert find_suites(tmp_path, ["staged"]) == [tmp_path / "staged"]
+    assert suite_name(tmp_path / "staged") == "staged"
+    assert suite_name(tmp_path / "test_props.py") == "props"
+
+
+def test_suite_directory_modules_name_their_suite() -> None:
+    """Each module of a suite directory in suites/ sets SUITE to the directory's name,
+    which its records carry."""
+    directories = [
+        path for path in SUITES.iterdir() if path.is_dir() and any(path.glob("test_*.py"))
+    ]
+    assert directories
+    for directory in directories:
+        for module in directory.glob("test_*.py"):
+            assert f'\nSUITE = "{directory.name}"\n' in module.read_text(), module
 
 
 # -- the real suite file ---------------------------------------------------------

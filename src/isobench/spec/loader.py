@@ -412,15 +412,24 @@ def load_suite(path: Path) -> LoadedSuite:
     return parse_suite(text, path)
 
 
+def suite_name(path: Path) -> str:
+    """Return the name of the suite at ``path``: a directory's name, or a file's stem."""
+    return path.name if path.is_dir() else path.stem.removeprefix("test_")
+
+
 def find_suites(directory: Path, names: Iterable[str] = ()) -> list[Path]:
     """Return the suite files of ``directory``, or only those named; unknown names raise.
 
-    A suite is ``NAME.yaml`` (declarative) or ``test_NAME.py`` (Python, such as
-    property-based checks).
+    A suite is ``NAME.yaml`` (declarative), ``test_NAME.py`` (Python, such as
+    property-based checks), or a directory ``NAME/`` of Python modules
+    ``test_*.py`` that share its conftest.py.
     """
     available = {p.stem: p for p in sorted(directory.glob("*.yaml"))}
     for path in sorted(directory.glob("test_*.py")):
         available.setdefault(path.stem.removeprefix("test_"), path)
+    for path in sorted(directory.iterdir()) if directory.is_dir() else ():
+        if path.is_dir() and any(path.glob("test_*.py")):
+            available.setdefault(path.name, path)
     wanted = list(names)
     if not wanted:
         return list(available.values())
