@@ -13,10 +13,16 @@ from isobench.runtimes.oci import OciAdapter
 
 
 def declare_deviation(request: pytest.FixtureRequest, runtime: str) -> None:
-    """Mark the check as a strict xfail on ``runtime`` when its module's DEVIATIONS names it.
+    """Apply the module's declarations about ``runtime`` to the check.
 
-    Only a failed assertion is the deviation: a runtime that could not run stays an error.
+    ``CANNOT`` names the checks a runtime cannot express (it refuses the property,
+    as the specification allows): a skip with the reason. ``DEVIATIONS`` names the
+    checks a runtime fails: a strict xfail. Only a failed assertion is the
+    deviation: a runtime that could not run stays an error.
     """
+    cannot = getattr(request.module, "CANNOT", {}).get(request.node.originalname, {})
+    if runtime in cannot:
+        pytest.skip(f"{runtime} cannot express this check's request: {cannot[runtime]}")
     deviations = getattr(request.module, "DEVIATIONS", {})
     reason = deviations.get(request.node.originalname, {}).get(runtime)
     if reason is not None:
