@@ -91,6 +91,10 @@ def remnants(run_id: str) -> dict[str, list[str]]:
     found["cgroups"] = sorted(str(p) for p in Path("/sys/fs/cgroup").glob(f"**/*{run_id}*"))
     found["netns"] = _netns(run_id)
     found["processes"] = _processes(run_id)
+    # Any runtime's state below /run/isobench, also a declared row's, or runsc's lock files.
+    found["runtime state files"] = sorted(
+        str(p) for p in Path("/run/isobench").glob(f"**/*{run_id}*") if "containerd" not in p.parts
+    )
     found["files"] = sorted(
         str(p)
         for pattern in (

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -52,6 +54,42 @@ def test_lock_suite_refused_during_bench(lock_file: Path) -> None:
             runlock.RunLock(exclusive=False).acquire()
     finally:
         bench.release()
+
+
+def test_lock_refusal_names_holder(lock_file: Path) -> None:
+    """The refusal names the process that holds the lock, read from /proc/locks."""
+    lock_file.touch()
+    holder = subprocess.Popen(
+        ["flock", "--shared", str(lock_file), "sh", "-c", "echo held; exec sleep 60"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == "held\n"
+        with pytest.raises(UsageError) as info:
+            runlock.RunLock(exclusive=True).acquire()
+    finally:
+        holder.kill()
+        holder.wait()
+
+    assert f"held by PID {holder.pid} (flock --shared {lock_file}" in str(info.value)
+
+
+def test_lock_holders_parse_proc_locks(tmp_path: Path) -> None:
+    path = tmp_path / "run.lock"
+    path.touch()
+    status = path.stat()
+    device = f"{os.major(status.st_dev):02x}:{os.minor(status.st_dev):02x}:{status.st_ino}"
+    locks = tmp_path / "locks"
+    locks.write_text(
+        f"1: FLOCK  ADVISORY  READ  4194301 {device} 0 EOF\n"
+        f"1: -> FLOCK  ADVISORY  WRITE 4194302 {device} 0 EOF\n"
+        "2: FLOCK  ADVISORY  WRITE 4194303 00:01:1 0 EOF\n"
+        "3: POSIX  ADVISORY  WRITE 4194304 00:01:1 0 EOF\n"
+    )
+
+    assert runlock.holders(path, locks) == ["4194301 (ended)"]
 
 
 def test_lock_held_by_process(lock_file: Path) -> None:

@@ -586,7 +586,35 @@ class OciAdapter(Adapter):
                 timeout=60,
             )
 
-        self.state_root(ctx).mkdir(parents=True, exist_ok=True)
+        root = self.state_root(ctx)
+        root.mkdir(parents=True, exist_ok=True)
+        # What the runtime keeps of the container in its state root once 'delete' has
+        # run, or after it lost the container: runsc leaves NAME_sandbox:NAME.lock.
+        entries.append(
+            ctx.journal.record(
+                "state",
+                str(root / name),
+                [
+                    "find",
+                    str(root),
+                    "-maxdepth",
+                    "1",
+                    "(",
+                    "-name",
+                    name,
+                    "-o",
+                    "-name",
+                    f"{name}_*",
+                    ")",
+                    "-exec",
+                    "rm",
+                    "-rf",
+                    "{}",
+                    "+",
+                ],
+                runtime=self.name,
+            )
+        )
         entries.append(
             ctx.journal.record(
                 "container",
