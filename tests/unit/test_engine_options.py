@@ -234,3 +234,27 @@ def test_fitted_ulimits_nproc_unlimited(monkeypatch: pytest.MonkeyPatch) -> None
     fake_limits(monkeypatch, 4096, resource.RLIM_INFINITY)
 
     assert values_of(_fitted_ulimits(set()), "--ulimit")[-1] == f"nproc={pid_max()}:{pid_max()}"
+
+
+def test_oci_runtime_version_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An engine row with another OCI runtime records that runtime's version, from the
+    path the engine registered for it."""
+    runtime = tmp_path / "my-runsc"
+    runtime.write_text("#!/bin/sh\necho 'my-runsc version 1.2.3'\necho 'spec: 1.0.2'\n")
+    client = tmp_path / "docker"
+    client.write_text(
+        "#!/bin/sh\n"
+        'case "$1" in\n'
+        '  version) echo \'{"Client": {"Version": "9.0"}, "Server": {"Version": "9.1"}}\' ;;\n'
+        f'  info) echo \'{{"runsc": {{"path": "{runtime}"}}}}\' ;;\n'
+        "esac\n"
+    )
+    for script in (runtime, client):
+        script.chmod(0o755)
+    monkeypatch.setenv("ISOBENCH_DOCKER", str(client))
+
+    info = EngineAdapter(DOCKER, oci_runtime="runsc").availability()
+
+    assert info.available, info.reason
+    assert info.details["oci_runtime_version"] == "my-runsc version 1.2.3"
+    assert info.version == "9.1 with my-runsc version 1.2.3"

@@ -213,7 +213,35 @@ class EngineAdapter(Adapter):
                     details=details,
                 )
             details["oci_runtime"] = self.oci_runtime
+            oci_version = self._oci_runtime_version(binary)
+            if oci_version:
+                details["oci_runtime_version"] = oci_version
+                version = f"{version} with {oci_version}"
         return Availability(True, version=version, details=details)
+
+    def _oci_runtime_version(self, binary: str) -> str:
+        """Return the first line of the OCI runtime's ``--version``, or '' when unknown.
+
+        docker names the path it registered in ``info``; podman takes a name on PATH
+        or a path.
+        """
+        assert self.oci_runtime is not None
+        path: str | None = self.oci_runtime
+        if self.profile.engine == "docker":
+            result = commands.run(
+                [binary, "info", "--format", "{{json .Runtimes}}"], timeout=30, check=False
+            )
+            try:
+                registered = json.loads(result.stdout or "{}").get(self.oci_runtime, {})
+                path = str(registered.get("path") or self.oci_runtime)
+            except (json.JSONDecodeError, AttributeError):
+                path = self.oci_runtime
+        path = shutil.which(path) if path else None
+        if path is None:
+            return ""
+        result = commands.run([path, "--version"], timeout=30, check=False)
+        lines = result.stdout.strip().splitlines()
+        return lines[0].strip() if result.returncode == 0 and lines else ""
 
     def _oci_runtime_problem(self, binary: str) -> str:
         assert self.oci_runtime is not None
