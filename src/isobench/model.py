@@ -7,6 +7,7 @@ Nothing here depends on a particular runtime.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -149,6 +150,40 @@ class Ulimit(BaseModel):
         return self
 
 
+#: IPv4 addresses in 127.0.0.0/8: a published port binds one of them, so that the
+#: traffic of a check stays on this machine.
+LOOPBACK_PATTERN = r"^127\.(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){2}$"
+IPV4_PATTERN = r"^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$"
+#: A host or domain name: dot-separated labels of letters, digits and inner hyphens.
+NAME_PATTERN = (
+    r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+
+
+class Publish(BaseModel):
+    """A container port published on a loopback address of the host."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    host_ip: str = Field(
+        default="127.0.0.1",
+        pattern=LOOPBACK_PATTERN,
+        description="Host address to bind, in 127.0.0.0/8: isobench aims no traffic elsewhere.",
+    )
+    host_port: int = Field(ge=1, le=65535, description="Port on the host address.")
+    container_port: int = Field(ge=1, le=65535, description="Port inside the container.")
+    protocol: Literal["tcp", "udp"] = Field(default="tcp", description="tcp or udp.")
+
+
+class HostEntry(BaseModel):
+    """A line added to the container's /etc/hosts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=253, description="Host name.")
+    address: str = Field(pattern=IPV4_PATTERN, description="IPv4 address.")
+
+
 class Request(BaseModel):
     """The container that a check requests of a runtime.
 
@@ -169,6 +204,26 @@ class Request(BaseModel):
     network: NetworkMode = Field(
         default="none",
         description="Network: none (loopback only), the runtime's default network, or the host's.",
+    )
+    network_name: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$",
+        description="A network that the check made (Adapter.create_network) to attach the "
+        "container to, instead of the runtime's default network; needs network=default.",
+    )
+    publish: tuple[Publish, ...] = Field(
+        default=(), description="Container ports published on the host; need network=default."
+    )
+    add_hosts: tuple[HostEntry, ...] = Field(
+        default=(), description="Lines to add to the container's /etc/hosts."
+    )
+    dns: tuple[str, ...] = Field(
+        default=(),
+        description="Name servers (IPv4) for the container's /etc/resolv.conf. The checks "
+        "read the file; nothing queries them.",
+    )
+    dns_search: tuple[str, ...] = Field(
+        default=(), description="Search domains for the container's /etc/resolv.conf."
     )
     ipc: Sharing = Field(default="private", description="IPC namespace.")
     uts: Sharing = Field(default="private", description="UTS namespace (hostname).")
@@ -252,6 +307,32 @@ class Request(BaseModel):
         default=None,
         description="Read bandwidth limit, in bytes per second, on that block device.",
     )
+
+    @field_validator("dns")
+    @classmethod
+    def _ipv4_servers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for address in value:
+            if not re.match(IPV4_PATTERN, address):
+                raise ValueError(f"{address!r} is not an IPv4 address")
+        return value
+
+    @field_validator("dns_search")
+    @classmethod
+    def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for domain in value:
+            if len(domain) > 253 or not re.match(NAME_PATTERN, domain):
+                raise ValueError(f"{domain!r} is not a domain name")
+        return value
+
+    @model_validator(mode="after")
+    def _network_attachments(self) -> Request:
+        needs = [name for name in ("network_name", "publish") if getattr(self, name)]
+        if needs and self.network != "default":
+            raise ValueError(
+                f"{' and '.join(needs)} {'need' if len(needs) > 1 else 'needs'} "
+                f"network=default, not network={self.network}"
+            )
+        return self
 
     @field_validator("memory", "memory_swap", "device_write_bps", "device_read_bps", mode="before")
     @classmethod

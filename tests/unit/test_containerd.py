@@ -57,6 +57,11 @@ SAMPLES: list[tuple[str, Any]] = [
     ("pid", "host"),
     ("network", "host"),
     ("network", "default"),
+    ("network_name", "isobench-net"),
+    ("publish", [{"host_port": 8080, "container_port": 80}]),
+    ("add_hosts", [{"name": "db.test", "address": "10.0.0.2"}]),
+    ("dns", ["127.0.0.53"]),
+    ("dns_search", ["example.test"]),
     ("ipc", "host"),
     ("uts", "host"),
     ("cgroupns", "host"),
@@ -106,7 +111,9 @@ def test_samples_cover_every_field() -> None:
 @pytest.mark.parametrize(("field", "value"), SAMPLES, ids=[f"{f}={v}" for f, v in SAMPLES])
 def test_field_translated_or_rejected(field: str, value: Any) -> None:
     """No request is accepted and then dropped: it changes the options, or it has a reason."""
-    request = Request.model_validate({field: value})
+    # A network of the check's and published ports need the default network.
+    needs_network = {"network": "default"} if field in ("network_name", "publish") else {}
+    request = Request.model_validate({field: value, **needs_network})
     reason = unsupported_reason(request)
     options = run_options(request, DAEMON_PID)
     if reason is not None:

@@ -145,6 +145,79 @@ def test_engine_network_supported(engine: EngineAdapter, network: str) -> None:
     assert engine.unsupported(Request(network=network)) is None
 
 
+def test_network_of_the_check(engine: EngineAdapter) -> None:
+    options = engine.run_options(Request(network="default", network_name="isobench-n1"))
+
+    assert value_of(options, "--network") == "isobench-n1"
+
+
+def test_publish_options(engine: EngineAdapter) -> None:
+    request = Request.model_validate(
+        {
+            "network": "default",
+            "publish": [
+                {"host_port": 18080, "container_port": 80},
+                {
+                    "host_ip": "127.0.0.2",
+                    "host_port": 5353,
+                    "container_port": 53,
+                    "protocol": "udp",
+                },
+            ],
+        }
+    )
+
+    assert values_of(engine.run_options(request), "--publish") == [
+        "127.0.0.1:18080:80/tcp",
+        "127.0.0.2:5353:53/udp",
+    ]
+
+
+def test_name_file_options(engine: EngineAdapter) -> None:
+    request = Request.model_validate(
+        {
+            "add_hosts": [{"name": "db.test", "address": "10.0.0.2"}],
+            "dns": ["127.0.0.53", "127.0.0.54"],
+            "dns_search": ["example.test"],
+        }
+    )
+    options = engine.run_options(request)
+
+    assert values_of(options, "--add-host") == ["db.test:10.0.0.2"]
+    assert values_of(options, "--dns") == ["127.0.0.53", "127.0.0.54"]
+    assert values_of(options, "--dns-search") == ["example.test"]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"publish": [{"host_port": 1, "container_port": 1}]},
+        {"network_name": "isobench-n1"},
+    ],
+)
+def test_attachments_need_default_network(fields: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="network=default, not network=none"):
+        Request.model_validate(fields)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {
+            "network": "default",
+            "publish": [{"host_ip": "10.0.0.1", "host_port": 1, "container_port": 1}],
+        },
+        {"dns": ["8.8.8.8.8"]},
+        {"dns_search": ["-bad.test"]},
+        {"add_hosts": [{"name": "db.test", "address": "10.0.0.256"}]},
+    ],
+)
+def test_network_values_checked(fields: dict[str, object]) -> None:
+    """Published ports bind loopback addresses only, and the names and addresses are valid."""
+    with pytest.raises(ValueError):
+        Request.model_validate(fields)
+
+
 # -- names and runtime flags -------------------------------------------------
 
 

@@ -120,6 +120,23 @@ def journal_cgroups(ctx: Context, runtime: str, path: str) -> list[tuple[Path, E
     return found
 
 
+def unmanaged_network_reason(row: str, request: Request) -> str | None:
+    """Return why a row that manages no networks or name files cannot express the request's
+    network settings of the engines (network_name, publish, add_hosts, dns, dns_search)."""
+    if request.network_name is not None or request.publish:
+        return (
+            f"{row} makes no networks of its own, so it has none to attach a container to "
+            "and no ports to publish"
+        )
+    fields = [name for name in ("add_hosts", "dns", "dns_search") if getattr(request, name)]
+    if fields:
+        return (
+            f"{row} does not write the container's /etc/hosts or /etc/resolv.conf "
+            f"({', '.join(fields)}): the files of the image stay"
+        )
+    return None
+
+
 @dataclass
 class Launched:
     """A container process started by an adapter, and what removes it."""

@@ -29,6 +29,23 @@ SAMPLES: dict[str, tuple[tuple[str, dict[str, Any]], ...]] = {
         ("network=default", {"network": "default"}),
         ("network=host", {"network": "host"}),
     ),
+    "network_name": (
+        ("a network of the check's", {"network": "default", "network_name": "isobench-net"}),
+    ),
+    "publish": (
+        (
+            "publish 127.0.0.1:8080 to 80",
+            {
+                "network": "default",
+                "publish": ({"host_port": 8080, "container_port": 80},),
+            },
+        ),
+    ),
+    "add_hosts": (
+        ("add_hosts db.test", {"add_hosts": ({"name": "db.test", "address": "10.0.0.2"},)}),
+    ),
+    "dns": (("dns 127.0.0.53", {"dns": ("127.0.0.53",)}),),
+    "dns_search": (("dns_search example.test", {"dns_search": ("example.test",)}),),
     "ipc": (("ipc=host", {"ipc": "host"}),),
     "uts": (("uts=host", {"uts": "host"}),),
     "cgroupns": (

@@ -53,6 +53,7 @@ from isobench.runtimes.base import (
     ProbeImage,
     journal_cgroups,
     popen,
+    unmanaged_network_reason,
 )
 from isobench.runtimes.oci import USERNS_HOST_ID, USERNS_SIZE, host_bounding_set
 
@@ -371,6 +372,9 @@ _DEFAULT_REQUEST = Request()
 
 def unsupported_reason(request: Request) -> str | None:
     """Return why ctr 1.6 cannot express ``request``, or None when it can."""
+    network = unmanaged_network_reason("ctr", request)
+    if network is not None:
+        return network
     for name, reason in CANNOT.items():
         value = getattr(request, name)
         if name == "init":

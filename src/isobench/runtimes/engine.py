@@ -306,8 +306,21 @@ class EngineAdapter(Adapter):
         if request.uts == "host":
             options += ["--uts", "host"]
         network = {"none": "none", "host": "host", "default": None}[request.network]
+        if request.network_name is not None:
+            network = request.network_name
         if network is not None:
             options += ["--network", network]
+        for port in request.publish:
+            options += [
+                "--publish",
+                f"{port.host_ip}:{port.host_port}:{port.container_port}/{port.protocol}",
+            ]
+        for entry in request.add_hosts:
+            options += ["--add-host", f"{entry.name}:{entry.address}"]
+        for server in request.dns:
+            options += ["--dns", server]
+        for domain in request.dns_search:
+            options += ["--dns-search", domain]
         if request.cgroupns is not None:
             options += ["--cgroupns", request.cgroupns]
         if request.userns == "private":

@@ -36,7 +36,15 @@ from isobench.errors import HarnessError, IsobenchError
 from isobench.model import Request
 from isobench.probe import host
 from isobench.runtimes import sandbox
-from isobench.runtimes.base import Adapter, Availability, Context, Launched, journal_cgroups, popen
+from isobench.runtimes.base import (
+    Adapter,
+    Availability,
+    Context,
+    Launched,
+    journal_cgroups,
+    popen,
+    unmanaged_network_reason,
+)
 from isobench.runtimes.oci import host_bounding_set
 
 LXC_EXECUTE = "lxc-execute"
@@ -257,6 +265,9 @@ class LxcAdapter(Adapter):
         return Availability(True, version=version, details={"binary": binary})
 
     def unsupported(self, request: Request) -> str | None:
+        network = unmanaged_network_reason("LXC (lxc-execute)", request)
+        if network is not None:
+            return network
         if request.init is False:
             return "lxc-execute always runs lxc-init as PID 1, with the command as its child"
         if request.cap_add and request.user is not None and request.user.split(":")[0] != "0":

@@ -32,7 +32,15 @@ from isobench.errors import HarnessError, IsobenchError
 from isobench.model import CAPABILITIES, Request, capability_name
 from isobench.probe import cgroups, host
 from isobench.runtimes import sandbox
-from isobench.runtimes.base import Adapter, Availability, Context, Launched, journal_cgroups, popen
+from isobench.runtimes.base import (
+    Adapter,
+    Availability,
+    Context,
+    Launched,
+    journal_cgroups,
+    popen,
+    unmanaged_network_reason,
+)
 
 NSPAWN = "systemd-nspawn"
 INSTALL_HINT = "Install it with 'apt-get install systemd-container'."
@@ -164,6 +172,9 @@ class NspawnAdapter(Adapter):
         return Availability(True, version=version, details={"binary": binary})
 
     def unsupported(self, request: Request) -> str | None:
+        network = unmanaged_network_reason("systemd-nspawn", request)
+        if network is not None:
+            return network
         if request.user is not None:
             return (
                 "systemd-nspawn 252 looks --user up by running getent inside the container, "

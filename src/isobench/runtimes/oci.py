@@ -35,6 +35,7 @@ from isobench.runtimes.base import (
     Launched,
     journal_cgroups,
     popen,
+    unmanaged_network_reason,
 )
 
 log = logging.getLogger(__name__)
@@ -507,6 +508,9 @@ class OciAdapter(Adapter):
                 f"{self.name} has no init process of its own; the engines add one "
                 "(docker-init, catatonit) in front of the command"
             )
+        network = unmanaged_network_reason(self.name, request)
+        if network is not None:
+            return network
         for key, reason in self.profile.cannot.items():
             field_name, equals, value = key.partition("=")
             current = getattr(request, field_name)
