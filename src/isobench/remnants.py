@@ -35,6 +35,26 @@ def _engine_containers(binary: str, run_id: str) -> list[str]:
     return listed.stdout.split()
 
 
+def _engine_networks(binary: str, run_id: str) -> list[str]:
+    if not Path(binary).exists():
+        return []
+    listed = subprocess.run(
+        [
+            binary,
+            "network",
+            "ls",
+            "--filter",
+            f"label=isobench.run={run_id}",
+            "--format",
+            "{{.Name}}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return listed.stdout.split()
+
+
 def _oci_containers(runtime: str, state: Path, run_id: str) -> list[str]:
     binary = shutil.which(runtime) or shutil.which(runtime, path=str(Path(sys.executable).parent))
     if binary is None or not state.exists():
@@ -81,6 +101,7 @@ def remnants(run_id: str) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     for binary in ENGINES:
         found[f"{Path(binary).name} containers"] = _engine_containers(binary, run_id)
+        found[f"{Path(binary).name} networks"] = _engine_networks(binary, run_id)
     for runtime, state in OCI_STATE.items():
         found[f"{runtime} state"] = _oci_containers(runtime, state, run_id)
     found["mounts"] = [

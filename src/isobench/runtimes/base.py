@@ -94,6 +94,10 @@ class Context:
             raise HarnessError(f"the {request.image} image was not built before its first use")
         return image
 
+    def network_name(self, runtime: str) -> str:
+        """Return a new network name that carries the run id."""
+        return self.container_name(runtime).replace(f"-{self.run_id}-", f"-{self.run_id}-net-", 1)
+
     def container_name(self, runtime: str) -> str:
         """Return a new container name that carries the run id, so leftovers can be traced."""
         with self._lock:
@@ -173,6 +177,22 @@ class Adapter(abc.ABC):
         Raises HarnessError when it is not on a block device.
         """
         raise HarnessError(f"{self.name} does not say where its containers' files are")
+
+    def network_unsupported(self, peer_traffic: bool = True) -> str | None:
+        """Return why this row cannot make a network for a check, or None when it can.
+
+        ``peer_traffic=False`` asks for a network whose containers cannot reach
+        each other.
+        """
+        return f"{self.name} makes no networks of its own for containers to attach to"
+
+    def create_network(self, ctx: Context, peer_traffic: bool = True) -> tuple[str, list[Entry]]:
+        """Make a network for containers of this run (``Request.network_name``).
+
+        Returns its name and the journal entries that remove it; the caller removes
+        them once its containers are gone.
+        """
+        raise HarnessError(self.network_unsupported(peer_traffic) or f"{self.name}: no networks")
 
     def prepare(self, ctx: Context) -> None:  # noqa: B027 - optional hook, empty by default
         """Make the probe image usable by this runtime (import it, for an engine)."""

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 _ABSENT = ("No such container", "no such container", "no container with name or ID")
 #: The exit status of 'docker run' and 'podman run' when the engine, not the command, failed.
 ENGINE_FAILURE_STATUS = 125
+#: Messages of a network removal that mean the network is gone already.
+_NO_NETWORK = ("No such network", "network not found", "unable to find network")
 #: Prefixes of the engines' own error messages: docker's client, its daemon, and podman.
 ENGINE_ERROR_PREFIXES = ("docker: ", "Error response from daemon", "Error: ")
 
@@ -479,6 +481,47 @@ class EngineAdapter(Adapter):
             command += ["--env", f"{key}={value}"]
         command += [image.reference, *argv]
         return name, entry, command
+
+    # -- networks of a check -----------------------------------------------
+
+    def network_unsupported(self, peer_traffic: bool = True) -> str | None:
+        if self.oci_runtime == "runsc":
+            return (
+                f"{self.name} runs runsc with --network=none (it cannot build a network in "
+                "the host's root network namespace), so its containers attach to no network"
+            )
+        if not peer_traffic and self.profile.engine == "podman":
+            return (
+                "podman 4.3 has no network option that stops traffic between the containers "
+                "of one network (docker's enable_icc=false); its isolate option only "
+                "separates networks from each other"
+            )
+        return None
+
+    def create_network(self, ctx: Context, peer_traffic: bool = True) -> tuple[str, list[Entry]]:
+        reason = self.network_unsupported(peer_traffic)
+        if reason is not None:
+            raise HarnessError(reason)
+        name = ctx.network_name(self.name)
+        entry = ctx.journal.record(
+            "network",
+            name,
+            [self.binary, *self._endpoint(), "network", "rm", name],
+            runtime=self.name,
+            absent=_NO_NETWORK,
+        )
+        command = [
+            self.binary,
+            *self._endpoint(),
+            "network",
+            "create",
+            "--label",
+            f"isobench.run={ctx.run_id}",
+        ]
+        if not peer_traffic:
+            command += ["--opt", "com.docker.network.bridge.enable_icc=false"]
+        commands.run([*command, name], timeout=60)
+        return name, [entry]
 
     def host_pid(self, ctx: Context, launched: Launched) -> int | None:
         inspect = [self.binary, "inspect", "--format", "{{.State.Pid}}", launched.name]

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from isobench import commands
 from isobench.errors import HarnessError
+from isobench.journal import Entry
 from isobench.model import Request
 from isobench.runtimes.base import Adapter, Availability, Context, Launched, popen
 
@@ -62,6 +63,14 @@ class HostAdapter(Adapter):
         workdir.mkdir(parents=True)
         process = popen(resolved, env=environment, cwd=workdir)
         return Launched(name=name, process=process, argv=resolved, entries=[entry])
+
+    def network_unsupported(self, peer_traffic: bool = True) -> str | None:
+        return None
+
+    def create_network(self, ctx: Context, peer_traffic: bool = True) -> tuple[str, list[Entry]]:
+        """Make nothing: the host's processes share the host's network, which is what the
+        negative control of a network check shows."""
+        return ctx.network_name(self.name), []
 
     def host_pid(self, ctx: Context, launched: Launched) -> int | None:
         return launched.process.pid
