@@ -72,6 +72,27 @@ def _oci_containers(runtime: str, state: Path, run_id: str) -> list[str]:
     return [entry["id"] for entry in entries if run_id in entry.get("id", "")]
 
 
+def _cgroups(run_id: str) -> list[str]:
+    """Return the cgroup directories that carry ``run_id``. A directory that another run
+    removes during the walk is skipped."""
+    found = []
+    for top in Path("/sys/fs/cgroup").iterdir():
+        if top.is_symlink():  # cpu -> cpu,cpuacct: the same hierarchy again
+            continue
+        stack = [top]
+        while stack:
+            directory = stack.pop()
+            try:
+                children = [child for child in directory.iterdir() if child.is_dir()]
+            except OSError:
+                continue
+            for child in children:
+                if run_id in child.name:
+                    found.append(str(child))
+                stack.append(child)
+    return sorted(found)
+
+
 def _netns(run_id: str) -> list[str]:
     directory = Path("/run/netns")
     if not directory.exists():
@@ -96,6 +117,27 @@ def _processes(run_id: str) -> list[str]:
     return found
 
 
+def _hidden_under_unified(run_id: str) -> list[str]:
+    """Return the entries carrying ``run_id`` in the directory that the cgroup v2 hierarchy
+    of a hybrid host is mounted on: crun, run with that hierarchy unmounted, makes them
+    there, and the mount hides them from the host."""
+    unified = Path("/sys/fs/cgroup/unified")
+    if not unified.is_mount():
+        return []
+    listed = subprocess.run(
+        [
+            *("unshare", "--mount", "--propagation", "private", "--"),
+            *("sh", "-c", 'umount "$0" && ls -A "$0"', str(unified)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return [
+        f"{unified}/{name} (under the mount)" for name in listed.stdout.split() if run_id in name
+    ]
+
+
 def remnants(run_id: str) -> dict[str, list[str]]:
     """Return what exists on the host that carries ``run_id``, by kind (empty lists: none)."""
     found: dict[str, list[str]] = {}
@@ -109,7 +151,7 @@ def remnants(run_id: str) -> dict[str, list[str]]:
         for line in Path("/proc/self/mountinfo").read_text().splitlines()
         if run_id in line
     ]
-    found["cgroups"] = sorted(str(p) for p in Path("/sys/fs/cgroup").glob(f"**/*{run_id}*"))
+    found["cgroups"] = _cgroups(run_id) + _hidden_under_unified(run_id)
     found["netns"] = _netns(run_id)
     found["processes"] = _processes(run_id)
     # Any runtime's state below /run/isobench, also a declared row's, or runsc's lock files.

@@ -31,6 +31,22 @@ SEARCH_DOMAIN = "isobench.test"
 #: The check of the namespaces suite that covers the host's loopback listener.
 LOOPBACK_CHECK = ("namespaces.yaml", "net-host-loopback-unreachable")
 
+#: Rows whose default capabilities keep CAP_NET_RAW: the raw socket check reports them.
+RAW_BY_DEFAULT = {
+    "docker": "docker 20.10's default capability set keeps CAP_NET_RAW (docker run "
+    "reference, runtime privilege and Linux capabilities); podman 4 leaves it out",
+    "runc": "the bundles that isobench writes for OCI rows have docker's default "
+    "capability set, CAP_NET_RAW included",
+    "crun": "the bundles that isobench writes for OCI rows have docker's default "
+    "capability set, CAP_NET_RAW included",
+    "isobox": "the bundles that isobench writes for OCI rows have docker's default "
+    "capability set, CAP_NET_RAW included",
+    "containerd": "ctr's default spec keeps CAP_NET_RAW",
+    "bwrap": "bwrap run as root keeps every capability of its caller",
+    "lxc": "Debian's LXC common.conf drops a few capabilities (lxc.cap.drop), not CAP_NET_RAW",
+    "systemd-nspawn": "systemd-nspawn's default capability set keeps CAP_NET_RAW",
+}
+
 NSPAWN_HOST_NETWORK = (
     "systemd-nspawn's default network is the host's: without --private-network or "
     "--network-* options the container stays in the host's network namespace"
@@ -46,6 +62,7 @@ CANNOT: dict[str, dict[str, str]] = {
 }
 
 DEVIATIONS: dict[str, dict[str, str]] = {
+    "test_raw_socket_refused_by_default": RAW_BY_DEFAULT,
     "test_mode_default_own_address": {"systemd-nspawn": NSPAWN_HOST_NETWORK},
     "test_peers_other_network_unreachable": {
         "podman": "podman 4.3 does not separate its bridge networks from each other: only "
@@ -350,6 +367,47 @@ def test_peer_name_resolves(net: Net) -> None:
     assert address in lookup.result.stdout, (
         f"nslookup {server.launched.name} {local[0]} from a peer on {network}: expected "
         f"{address}, observed {answer.strip()!r}"
+    )
+
+
+# -- raw sockets -------------------------------------------------------------------------
+
+#: Opens a packet socket (which needs CAP_NET_RAW) and then stops at the loopback, which
+#: has no ARP: no packet is sent either way. busybox's arping opens the socket first and
+#: looks at the interface next, so its message tells which of the two stopped it.
+RAW_SOCKET = ["sh", "-c", "arping -c 1 -w 1 -I lo 127.0.0.1 2>&1; true"]
+RAW_REFUSED = "socket: Operation not permitted"
+#: What arping says of the interface once its socket is open: lo is not ARPable, or down.
+RAW_OPENED = "arping: interface lo"
+
+
+def raw_socket(net: Net, request: Request) -> bool:
+    """Return whether a container with ``request`` could open a packet socket."""
+    output = net.output(request, RAW_SOCKET)
+    if RAW_REFUSED in output:
+        return False
+    if RAW_OPENED in output:
+        return True
+    raise HarnessError(f"arping printed neither {RAW_REFUSED!r} nor {RAW_OPENED!r}: {output!r}")
+
+
+def test_raw_socket_refused_without_net_raw(net: Net) -> None:
+    """With CAP_NET_RAW dropped, the container cannot open a raw (packet) socket."""
+    opened = raw_socket(net, Request(cap_drop=("NET_RAW",)))
+
+    assert not opened, "a packet socket with NET_RAW dropped: expected refused, observed opened"
+
+
+def test_raw_socket_refused_by_default(net: Net) -> None:
+    """By default, a container cannot open a raw (packet) socket.
+
+    Where the row's default capabilities keep CAP_NET_RAW, DEVIATIONS says so: this
+    check reports, per row, whether any container can forge packets on its network.
+    """
+    opened = raw_socket(net, Request())
+
+    assert not opened, (
+        "a packet socket with the default capabilities: expected refused, observed opened"
     )
 
 

@@ -452,6 +452,28 @@ class OciAdapter(Adapter):
             *runtime,
         ]
 
+    def journal_hidden_cgroup(self, ctx: Context, cgroup_path: str) -> Entry | None:
+        """Journal what the runtime makes of ``cgroup_path`` below the unified hierarchy
+        it does not see, when its commands run with that hierarchy unmounted.
+
+        There, crun takes the tmpfs beneath for a cgroup file system and makes plain
+        directories in it, which the mounted hierarchy hides from the host. The
+        removal unmounts the hierarchy in a mount namespace of its own to reach them.
+        """
+        unified = self.unified_to_hide()
+        relative = cgroup_path.strip("/")
+        if unified is None or not relative:
+            return None
+        return ctx.journal.record(
+            "directory",
+            f"{unified}/{relative} (under the mount)",
+            [
+                *("unshare", "--mount", "--propagation", "private", "--"),
+                *("sh", "-c", 'umount "$0" && rm -rf "$0/$1"', str(unified), relative),
+            ],
+            runtime=self.name,
+        )
+
     def unified_to_hide(self) -> Path | None:
         """Return the unified hierarchy to unmount for this runtime's commands, or None
         when the profile or the host needs no such step."""
@@ -584,6 +606,9 @@ class OciAdapter(Adapter):
         config["linux"]["cgroupsPath"] = cgroup_path
         (bundle / "config.json").write_text(json.dumps(config, indent=2))
         entries += [entry for _, entry in journal_cgroups(ctx, self.name, cgroup_path)]
+        hidden = self.journal_hidden_cgroup(ctx, cgroup_path)
+        if hidden is not None:
+            entries.append(hidden)
         if request.userns == "private":
             commands.run(
                 ["chown", "-R", f"{USERNS_HOST_ID}:{USERNS_HOST_ID}", str(bundle / "rootfs")],
