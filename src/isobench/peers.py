@@ -125,11 +125,19 @@ class _Box:
 
 
 @contextlib.contextmanager
-def serving(harness: Harness, adapter: Adapter, request: Request, *ports: int) -> Iterator[Serving]:
+def serving(
+    harness: Harness,
+    adapter: Adapter,
+    request: Request,
+    *ports: int,
+    argv: list[str] | None = None,
+) -> Iterator[Serving]:
     """Start a container that answers on ``ports`` and hold it while the block runs.
 
-    The container runs in a thread through :func:`execute`, which removes it
-    when the block ends, also after an error.
+    ``argv`` replaces the PONG listeners with another server, which must print
+    READY once started and end when its stdin closes; the block starts once
+    every port of ``ports`` listens. The container runs in a thread through
+    :func:`execute`, which removes it when the block ends, also after an error.
     """
     box = _Box()
 
@@ -146,7 +154,7 @@ def serving(harness: Harness, adapter: Adapter, request: Request, *ports: int) -
                 adapter,
                 harness.ctx,
                 request,
-                listener_argv(*ports),
+                argv or listener_argv(*ports),
                 hold_marker=READY,
                 read_host=during,
                 timeout=SERVE_TIMEOUT_S,
