@@ -17,7 +17,7 @@ import pytest
 
 from isobench.remnants import remnants
 from isobench.results import read_run
-from tests.conftest import SUITES, require_root, require_runtime
+from tests.conftest import REPO, SUITES, require_root, require_runtime
 from tests.integration.test_cli import isobench
 
 pytestmark = pytest.mark.integration
@@ -91,3 +91,36 @@ def test_host_fails_isolation_checks(network_run: list[dict[str, Any]]) -> None:
     expected = {check: "pass" if check in FUNCTION_CHECKS else "fail" for check in suite_checks()}
 
     assert found == expected
+
+
+FAKE_ENGINE = REPO / "tests" / "data" / "fake-engine" / "fake-engine"
+#: The function checks, each with the fault of the fake docker client that takes the
+#: function away: the check must then fail.
+FUNCTION_CONTROLS = [
+    ("test_peers_same_network_reach", "later-on-default-network"),
+    ("test_publish_answers_on_bound_address", "drop-publish"),
+]
+
+
+def test_function_checks_have_controls() -> None:
+    assert {check for check, _ in FUNCTION_CONTROLS} == FUNCTION_CHECKS
+
+
+@pytest.mark.parametrize(("check", "fault"), FUNCTION_CONTROLS)
+def test_fault_fails_function_check(tmp_path: Path, check: str, fault: str) -> None:
+    require_root()
+    require_runtime("docker")
+    arguments = ["run", "--suite", "network", "--runtime", "docker", "-k", check]
+    env = {
+        "ISOBENCH_DOCKER": str(FAKE_ENGINE),
+        "ISOBENCH_FAKE_TARGET": "/usr/bin/docker",
+        "ISOBENCH_FAKE_FAULT": fault,
+        "ISOBENCH_FAKE_STATE": str(tmp_path / "fake-state"),
+    }
+
+    isobench(*arguments, "--out", str(tmp_path / "run"), env=env, timeout=600)
+
+    meta, records = read_run(tmp_path / "run")
+    assert [(r["check"], r["outcome"]) for r in records] == [(check, "fail")], records
+    found = {kind: items for kind, items in remnants(str(meta["run_id"])).items() if items}
+    assert not found, f"run {meta['run_id']} left {found}"
