@@ -1,4 +1,4 @@
-"""What the Python suites (suites/test_*.py and suites/NAME/) share: their declarations.
+"""The declarations that Python suites (suites/test_*.py and suites/NAME/) make per row.
 
 A module of a Python suite may declare, per check and runtime row:
 

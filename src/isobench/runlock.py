@@ -29,9 +29,8 @@ def lock_path() -> Path:
 def holders(path: Path, locks: Path = Path("/proc/locks")) -> list[str]:
     """Return "PID (command line)" for each process that holds a flock on ``path``.
 
-    /proc/locks names a lock's file by device and inode; the device is given in
-    hexadecimal major:minor, which the inode alone usually makes unique enough
-    on one host, so both are compared.
+    /proc/locks names a lock's file by its device, in hexadecimal major:minor,
+    and its inode. Both must match the lock file's.
     """
     try:
         status = path.stat()

@@ -1,10 +1,11 @@
 """The network suite on docker, podman and the host, and what it leaves behind.
 
 docker and podman must give only pass, a declared xfail or a skip with a
-reason; the host row, whose processes share the host's network, must fail
-every isolation check. The two checks that show a working function (a peer
-on the same network is reached, a published port answers) pass on the host
-too; their negative controls are the requests that take the function away.
+reason. The host row, whose processes share the host's network, must fail
+every isolation check. Two checks show a working function instead: a peer on
+the same network is reached, and a published port answers. They pass on the
+host too, so their negative controls are faults of a fake docker client that
+take the function away.
 """
 
 from __future__ import annotations

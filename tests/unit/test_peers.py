@@ -68,7 +68,8 @@ def test_listener_stops_on_end_of_input() -> None:
     argv = peers.listener_argv(8080, 9090)
 
     assert argv[:2] == ["/bin/sh", "-c"]
-    assert "nc -ll -p 8080" in argv[2] and "nc -ll -p 9090" in argv[2]
+    assert "nc -ll -p 8080" in argv[2]
+    assert "nc -ll -p 9090" in argv[2]
     assert argv[2].index(peers.READY) < argv[2].index("read -r _")
 
 
