@@ -14,6 +14,8 @@ readonly packages=(
     docker.io podman runc runsc catatonit busybox-static
     iproute2 util-linux procps fio hyperfine crun bubblewrap
     containerd lxc systemd-container
+    docker-compose
+    sockperf iperf3
 )
 readonly apt_log=/var/log/isobench-apt.log
 

@@ -149,7 +149,7 @@ def test_runtimes_file_after_command(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_unknown_runtime_names_declared(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_FILES, str(EXAMPLES))
-    with pytest.raises(UsageError, match="bwrap-userns, containerd, crun, crun-plain"):
+    with pytest.raises(UsageError, match="bwrap-userns, compose, containerd, crun, crun-plain"):
         runtimes.get("nosuch")
 
 

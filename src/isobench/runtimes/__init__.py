@@ -113,6 +113,24 @@ def _nspawn() -> Adapter:
     return NspawnAdapter()
 
 
+def _compose() -> Adapter:
+    from isobench.runtimes.compose import ComposeAdapter
+
+    return ComposeAdapter()
+
+
+def _swarm() -> Adapter:
+    from isobench.runtimes.swarm import SwarmAdapter
+
+    return SwarmAdapter()
+
+
+def _stack() -> Adapter:
+    from isobench.runtimes.swarm import StackAdapter
+
+    return StackAdapter()
+
+
 #: Built-in rows, in the order reports list them.
 BUILTIN: dict[str, Callable[[], Adapter]] = {
     "docker": _docker,
@@ -124,6 +142,9 @@ BUILTIN: dict[str, Callable[[], Adapter]] = {
     "podman+runsc": _podman_runsc,
     "isobox": _isobox,
     "containerd": _containerd,
+    "compose": _compose,
+    "swarm": _swarm,
+    "stack": _stack,
     "bwrap": _bwrap,
     "lxc": _lxc,
     "systemd-nspawn": _nspawn,

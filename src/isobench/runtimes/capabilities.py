@@ -104,11 +104,16 @@ def expressed(adapter: Adapter) -> dict[str, dict[str, str]]:
             field: dict.fromkeys((label for label, _ in samples), ignored)
             for field, samples in SAMPLES.items()
         }
+    # A row that cannot run the defaults (a swarm service has no network 'none') names
+    # request fields to set in the samples of every other field, so that each cell
+    # shows what the row can do with that field.
+    base: dict[str, Any] = getattr(adapter, "matrix_base", {})
     for field, samples in SAMPLES.items():
         answers: dict[str, str] = {}
         for label, values in _with_default(field, samples):
+            sample = values if field in base else {**base, **values}
             try:
-                reason = adapter.unsupported(Request(**values))
+                reason = adapter.unsupported(Request(**sample))
             except IsobenchError as exc:
                 reason = str(exc)
             answers[label] = reason or ""
