@@ -635,6 +635,10 @@ def journal_cgroup_path(lifecycle: Lifecycle, path: str) -> None:
     runtime makes it. The removal deletes it with everything under it."""
     journaled = journal_cgroups(lifecycle.harness.ctx, lifecycle.runtime.name, path)
     lifecycle.entries.extend(entry for _, entry in journaled)
+    # crun, run without the unified hierarchy, makes its directories beneath that mount.
+    hidden = lifecycle.runtime.journal_hidden_cgroup(lifecycle.harness.ctx, path)
+    if hidden is not None:
+        lifecycle.entries.append(hidden)
 
 
 def own_cgroup_paths() -> set[str]:

@@ -9,29 +9,20 @@ check passes. Every run must leave nothing on the host.
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from isobench.runtimes import get
-from isobench.runtimes.oci import OciAdapter
-from tests.conftest import require_root, require_runtime
-from tests.integration.test_lifecycle import (
-    FAKE,
+from tests.integration.lifecycle_support import (
     SUITE,
-    assert_nothing_left,
-    outcomes,
-    run_lifecycle,
+    assert_fault_fails,
+    assert_module_on_row,
+    checks_of,
 )
 
 pytestmark = pytest.mark.integration
 
 MODULE = SUITE / "test_oci_hooks.py"
-#: Selects the checks of MODULE only, because pytest's -k also matches module names.
-KEYWORD = MODULE.stem
 ROWS = ["runc", "runsc", "crun", "isobox"]
 
 #: Check, fault of the fake runtime, and the row that runs it: one where the check
@@ -49,76 +40,20 @@ CONTROLS = [
 ]
 
 
-def hooks_module() -> ModuleType:
-    """Import MODULE, whose DEVIATIONS table gets its isobox entries from a loop."""
-    spec = importlib.util.spec_from_file_location("lifecycle_oci_hooks", MODULE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def expected_outcomes(row: str) -> dict[str, str]:
-    module = hooks_module()
-    checks = [name for name in vars(module) if name.startswith("test_hook_")]
-    expected = {}
-    for check in checks:
-        if row in module.CANNOT.get(check, {}):
-            expected[check] = "skip"
-        elif row in module.DEVIATIONS.get(check, {}):
-            expected[check] = "xfail"
-        else:
-            expected[check] = "pass"
-    return expected
-
-
-def fake_env(row: str, fault: str) -> dict[str, str]:
-    """Return the environment that puts the fake runtime, with ``fault``, in front of
-    the row's own binary."""
-    adapter = get(row)
-    assert isinstance(adapter, OciAdapter), f"{row} is a {adapter.family} row, not an OCI one"
-    target = shutil.which(adapter.binary)
-    assert target is not None, f"the binary of {row}, {adapter.binary!r}, is not on PATH"
-    return {
-        adapter.profile.binary_env: str(FAKE),
-        "ISOBENCH_FAKE_TARGET": target,
-        "ISOBENCH_FAKE_FAULT": fault,
-    }
-
-
-def test_every_hook_check_has_control() -> None:
+def test_every_check_has_control() -> None:
     controlled = {check for check, _, _ in CONTROLS}
 
-    assert set(expected_outcomes("runc")) == controlled
+    assert controlled == set(checks_of(MODULE))
 
 
 @pytest.mark.parametrize("row", ROWS)
-def test_hook_checks_on_row(tmp_path: Path, row: str) -> None:
-    """Every hook check passes on the row, or xfails as the module declares."""
-    require_root()
-    require_runtime(row)
-
-    meta, records = run_lifecycle(tmp_path / "run", row, {}, keyword=KEYWORD)
-
-    assert outcomes(records) == expected_outcomes(row)
-    assert_nothing_left(meta)
+def test_checks_on_row(tmp_path: Path, row: str) -> None:
+    """Every check passes on the row, or xfails or skips as the module declares."""
+    assert_module_on_row(tmp_path, MODULE, row)
 
 
 @pytest.mark.parametrize(
-    ("check", "fault", "row"),
-    CONTROLS,
-    ids=[f"{check}+{fault}+{row}" for check, fault, row in CONTROLS],
+    ("check", "fault", "row"), CONTROLS, ids=[f"{c}+{f}+{r}" for c, f, r in CONTROLS]
 )
-def test_hook_fault_fails_check(tmp_path: Path, check: str, fault: str, row: str) -> None:
-    require_root()
-    require_runtime(row)
-
-    meta, records = run_lifecycle(tmp_path / "run", row, fake_env(row, fault), keyword=check)
-
-    assert [record["check"] for record in records] == [check]
-    record = records[0]
-    assert record["outcome"] == "fail", (
-        f"{check} on {row} with the fault {fault}: expected fail, observed "
-        f"{record['outcome']}: {str(record['message'])[:1000]}"
-    )
-    assert_nothing_left(meta)
+def test_fault_fails_check(tmp_path: Path, check: str, fault: str, row: str) -> None:
+    assert_fault_fails(tmp_path, check, fault, row)

@@ -9,26 +9,20 @@ leave nothing on the host, the namespaces that the checks make included.
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import require_root, require_runtime
-from tests.integration.test_lifecycle import (
-    FAKE,
-    ISOBOX,
+from tests.integration.lifecycle_support import (
     SUITE,
-    assert_nothing_left,
-    outcomes,
-    run_lifecycle,
+    assert_fault_fails,
+    assert_module_on_row,
+    checks_of,
 )
 
 pytestmark = pytest.mark.integration
 
 MODULE = SUITE / "test_oci_process.py"
-#: Selects the checks of MODULE only: pytest's -k matches the module name too.
-KEYWORD = MODULE.stem
 ROWS = ["runc", "runsc", "crun", "isobox"]
 
 #: Check, fault of the fake runtime, and the row that runs it.
@@ -48,76 +42,20 @@ CONTROLS = [
 ]
 
 
-def module_checks() -> list[str]:
-    return [
-        node.name
-        for node in ast.parse(MODULE.read_text()).body
-        if isinstance(node, ast.FunctionDef) and node.name.startswith("test_")
-    ]
-
-
-def module_table(name: str) -> dict[str, dict[str, str]]:
-    """Return the module's DEVIATIONS or CANNOT table, read without importing it."""
-    for node in ast.parse(MODULE.read_text()).body:
-        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == name:
-            assert node.value is not None
-            table: dict[str, dict[str, str]] = ast.literal_eval(node.value)
-            return table
-    return {}
-
-
-def expected_outcomes(row: str) -> dict[str, str]:
-    deviations = module_table("DEVIATIONS")
-    cannot = module_table("CANNOT")
-    expected = {}
-    for check in module_checks():
-        if row in cannot.get(check, {}):
-            expected[check] = "skip"
-        elif row in deviations.get(check, {}):
-            expected[check] = "xfail"
-        else:
-            expected[check] = "pass"
-    return expected
-
-
 def test_every_check_has_control() -> None:
     controlled = {check for check, _, _ in CONTROLS}
 
-    assert set(module_checks()) == controlled
+    assert controlled == set(checks_of(MODULE))
 
 
 @pytest.mark.parametrize("row", ROWS)
 def test_checks_on_row(tmp_path: Path, row: str) -> None:
     """Every check passes on the row, or xfails or skips as the module declares."""
-    require_root()
-    require_runtime(row)
-
-    meta, records = run_lifecycle(tmp_path / "run", row, {}, keyword=KEYWORD)
-
-    assert outcomes(records) == expected_outcomes(row)
-    assert_nothing_left(meta)
+    assert_module_on_row(tmp_path, MODULE, row)
 
 
 @pytest.mark.parametrize(
-    ("check", "fault", "row"),
-    CONTROLS,
-    ids=[f"{check}+{fault}+{row}" for check, fault, row in CONTROLS],
+    ("check", "fault", "row"), CONTROLS, ids=[f"{c}+{f}+{r}" for c, f, r in CONTROLS]
 )
 def test_fault_fails_check(tmp_path: Path, check: str, fault: str, row: str) -> None:
-    require_root()
-    require_runtime(row)
-    env = {"ISOBENCH_FAKE_FAULT": fault}
-    if row == "isobox":
-        env.update(ISOBENCH_ISOBOX=str(FAKE), ISOBENCH_FAKE_TARGET=str(ISOBOX))
-    else:
-        env["ISOBENCH_RUNC"] = str(FAKE)
-
-    meta, records = run_lifecycle(tmp_path / "run", row, env, keyword=check)
-
-    assert [record["check"] for record in records] == [check]
-    record = records[0]
-    assert record["outcome"] == "fail", (
-        f"{check} on {row} with the fault {fault}: expected fail, observed "
-        f"{record['outcome']}: {str(record['message'])[:1000]}"
-    )
-    assert_nothing_left(meta)
+    assert_fault_fails(tmp_path, check, fault, row)
