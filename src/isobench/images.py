@@ -3,8 +3,10 @@
 The probe image contains busybox with its applet links, a shell and the probe
 script. The static image contains one file, the busybox binary as /busybox,
 and no shell, like the distroless and scratch images many services ship in.
-The benchmark image is the probe image plus the host's fio and every shared
-library it links, copied at the host's paths, since fio is not static.
+The benchmark image is the probe image plus the host's fio, sockperf and
+iperf3 and every shared library they link, copied at the host's paths, since
+none of them is static. sockperf and iperf3 are copied only when the host has
+them, because only the network benchmark needs them.
 
 There is no registry to pull from, so the rootfs is built locally, named by
 a hash of its content, and imported into each engine that needs it.
@@ -29,6 +31,9 @@ RECIPE_VERSION = "1"
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 #: The only file of the static image.
 STATIC_BINARY = "/busybox"
+#: Programs of the network benchmark, copied into the benchmark image when installed:
+#: sockperf for request/response latency, iperf3 for bulk throughput.
+NETWORK_TOOLS = ("sockperf", "iperf3")
 
 PASSWD = """root:x:0:0:root:/root:/bin/sh
 nobody:x:65534:65534:nobody:/nonexistent:/bin/false
@@ -66,13 +71,13 @@ def _is_static(path: Path) -> bool:
     return "statically linked" in result.stdout or "static-pie" in result.stdout
 
 
-def content_tag(busybox: Path, extra: Path | None = None) -> str:
+def content_tag(busybox: Path, *extra: Path) -> str:
     digest = hashlib.sha256()
     digest.update(RECIPE_VERSION.encode())
     digest.update(busybox.read_bytes())
     digest.update(probe.script_text().encode())
-    if extra is not None:
-        digest.update(extra.read_bytes())
+    for program in extra:
+        digest.update(program.read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -87,7 +92,8 @@ def build_static_image(base: Path | None = None) -> ProbeImage:
 
 
 def build_bench_image(base: Path | None = None) -> ProbeImage:
-    """Build (or reuse) the benchmark image: the probe image plus fio and its libraries."""
+    """Build (or reuse) the benchmark image: the probe image plus the benchmark programs
+    (``bench_programs``) and their libraries."""
     return _build("bench", base)
 
 
@@ -101,6 +107,18 @@ def find_fio() -> Path:
             + (f" (ISOBENCH_FIO is {configured})" if configured else "")
         )
     return Path(found)
+
+
+def find_network_tools() -> list[Path]:
+    """Return the host's programs of ``NETWORK_TOOLS`` that are installed."""
+    found = (shutil.which(name) for name in NETWORK_TOOLS)
+    return [Path(path) for path in found if path]
+
+
+def bench_programs() -> list[Path]:
+    """Return the host programs that the benchmark image gets: fio (required), then the
+    network tools that are installed."""
+    return [find_fio(), *find_network_tools()]
 
 
 def shared_libraries(binary: Path) -> list[Path]:
@@ -123,13 +141,13 @@ def parse_ldd(output: str) -> list[Path]:
     return found
 
 
-def _add_fio(rootfs: Path) -> None:
-    """Copy fio and each library it links into the rootfs, at the host's paths."""
-    fio = find_fio()
-    for source in [fio, *shared_libraries(fio)]:
-        target = rootfs / str(source).lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source.resolve(), target)
+def _add_programs(rootfs: Path, programs: list[Path]) -> None:
+    """Copy each program and each library it links into the rootfs, at the host's paths."""
+    for program in programs:
+        for source in [program, *shared_libraries(program)]:
+            target = rootfs / str(source).lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source.resolve(), target)
 
 
 def _build(kind: str, base: Path | None) -> ProbeImage:
@@ -139,7 +157,8 @@ def _build(kind: str, base: Path | None) -> ProbeImage:
             f"{busybox} is dynamically linked and cannot run inside the image; "
             "install 'busybox-static' or set ISOBENCH_BUSYBOX to a static busybox"
         )
-    tag = content_tag(busybox, find_fio() if kind == "bench" else None)
+    programs = bench_programs() if kind == "bench" else []
+    tag = content_tag(busybox, *programs)
     root = (base or cache_dir() / "images") / f"{kind}-{tag}"
     rootfs = root / "rootfs"
     if (root / "complete").exists():
@@ -156,8 +175,8 @@ def _build(kind: str, base: Path | None) -> ProbeImage:
         shutil.copy2(busybox, partial / "rootfs" / STATIC_BINARY.lstrip("/"))
     else:
         _lay_out(partial / "rootfs", busybox)
-    if kind == "bench":
-        _add_fio(partial / "rootfs")
+    if programs:
+        _add_programs(partial / "rootfs", programs)
     partial.rename(root)
     (root / "complete").write_text(tag + "\n")
     return ProbeImage(rootfs, tag, kind)

@@ -224,6 +224,17 @@ def connect(address: str, port: int, allowed: list[str] | tuple[str, ...] = ()) 
         return ""
 
 
+def check_target(address: str, allowed: list[str] | tuple[str, ...] = ()) -> None:
+    """Raise HarnessError unless ``address`` is a loopback address or one of ``allowed``
+    (the addresses of containers the caller started), the rule of :func:`connect`, for
+    callers whose client runs elsewhere, such as in a container."""
+    if not ipaddress.ip_address(address).is_loopback and address not in allowed:
+        raise HarnessError(
+            f"rejected the traffic target {address}: it is neither a loopback address nor "
+            "one of the run's own containers"
+        )
+
+
 def free_port(address: str = "127.0.0.1") -> int:
     """Return a TCP port that nothing listens on at ``address`` now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:

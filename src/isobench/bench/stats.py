@@ -9,8 +9,10 @@ sample a line, for example::
 Every key but ``params`` is required, and ``params`` defaults to ``{}``. Other
 keys are kept in ``Sample.extra`` and play no part in the statistics. The
 runtime ``native`` is the same work run on the host without a container, and it
-is the denominator of ``ratio_to_native``. Warm-up samples are counted but left
-out of every statistic.
+is the denominator of ``ratio_to_native``. Its group has the same benchmark,
+metric and params, except the params that ``NATIVE_PARAMS`` sets for a
+benchmark whose native figure has a parameter value of its own. Warm-up
+samples are counted but left out of every statistic.
 
 ``write_summary`` writes ``benchmarks.json``, a JSON object. Its ``run_id``
 and ``environment`` are copied from run.json, and are null without it.
@@ -41,13 +43,16 @@ BENCHMARKS_FILE = "benchmarks.json"
 
 #: The runtime of the samples that ran on the host without a container.
 NATIVE_RUNTIME = NATIVE
-BENCHMARKS = ("startup", "concurrency", "io", "cpu", "memory")
+BENCHMARKS = ("startup", "concurrency", "io", "cpu", "memory", "network")
 #: Startup phases of a container, then the two phases that only ``native`` has:
 #: fork and exec of /bin/true, and /bin/true in an unshare of the same namespaces.
 STARTUP_PHASES = ("create", "start_to_output", "exit", "remove", "run_rm", "true", "unshare")
 IO_TARGETS = ("rootfs", "bind", "tmpfs")
 #: The benchmarks whose summaries get a ``ratio_to_native``.
-RATIO_BENCHMARKS = ("io", "cpu")
+RATIO_BENCHMARKS = ("io", "cpu", "network")
+#: Params of the native group that a benchmark's summaries are compared with, where they
+#: differ from the summary's own: every network path is compared with native loopback.
+NATIVE_PARAMS: dict[str, dict[str, str]] = {"network": {"path": "loopback"}}
 
 #: The direction in which values are worse, by unit: higher for durations and
 #: memory, lower for rates.
@@ -57,6 +62,8 @@ WORSE_WHEN = {
     "MiB/s": "lower",
     "IOPS": "lower",
     "containers/s": "lower",
+    "us": "higher",
+    "Gbit/s": "lower",
 }
 
 CONFIDENCE_LEVEL = 0.95
@@ -130,8 +137,9 @@ class BenchmarkSummary:
     warmup_count: int
     #: None when the group has only warm-up samples.
     stats: Summary | None
-    #: The median of the ``native`` group with the same benchmark, metric and params.
-    #: Set only for ``RATIO_BENCHMARKS`` and only when that group has a median.
+    #: The median of the ``native`` group with the same benchmark, metric and params
+    #: (with ``NATIVE_PARAMS`` applied). Set only for ``RATIO_BENCHMARKS`` and only when
+    #: that group has a median.
     native_median: float | None = None
     #: ``stats.median / native_median``. None where ``native_median`` is None or 0.
     ratio_to_native: float | None = None
@@ -381,6 +389,8 @@ def _native_ratio(
     benchmark, runtime, metric, params = key
     if benchmark not in RATIO_BENCHMARKS or runtime == NATIVE_RUNTIME:
         return None, None
+    if benchmark in NATIVE_PARAMS:
+        params = _params_key({**json.loads(params), **NATIVE_PARAMS[benchmark]})
     native = stats.get((benchmark, NATIVE_RUNTIME, metric, params))
     if native is None:
         return None, None

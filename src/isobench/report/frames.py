@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
+from isobench.bench import network
 from isobench.bench.fio import JOB_METRICS
 from isobench.bench.stats import IO_TARGETS, NATIVE_RUNTIME, STARTUP_PHASES, STAT_FIELDS
 from isobench.model import CAPABILITIES
@@ -525,6 +526,7 @@ def memory_table(df: pd.DataFrame, runtimes: Sequence[str] = ()) -> pd.DataFrame
 RATIO_COLUMNS = ("unit", "n", "median", "native_median", "ratio_to_native", "worse_when")
 IO_COLUMNS = ("target", "job", "runtime", *RATIO_COLUMNS)
 CPU_COLUMNS = ("runtime", "metric", *RATIO_COLUMNS)
+NETWORK_COLUMNS = ("path", "metric", "runtime", *RATIO_COLUMNS)
 
 
 def io_table(df: pd.DataFrame, runtimes: Sequence[str] = ()) -> pd.DataFrame:
@@ -565,3 +567,31 @@ def cpu_table(df: pd.DataFrame, runtimes: Sequence[str] = ()) -> pd.DataFrame:
     rows = rows[rows["runtime"] != NATIVE_RUNTIME].reset_index(drop=True)
     table = pd.DataFrame({name: rows[name] for name in CPU_COLUMNS}, columns=list(CPU_COLUMNS))
     return _sort_rows(table, [("runtime", benchmark_runtimes(rows, runtimes)), ("metric", ())])
+
+
+def network_table(df: pd.DataFrame, runtimes: Sequence[str] = ()) -> pd.DataFrame:
+    """Select the network summaries, with the native median and ratio of each container path.
+
+    The columns are ``NETWORK_COLUMNS``, where ``path`` is the path parameter.
+    The native rows stay, as the loopback path, so that the floor shows even
+    where no container path was measured. Rows are ordered by
+    ``network.PATHS``, ``network.METRICS`` and ``benchmark_runtimes``.
+    """
+    rows = _select(df, "network")
+    table = pd.DataFrame(
+        {
+            "path": pd.Series(_param(rows, "path"), dtype=object),
+            "metric": rows["metric"],
+            "runtime": rows["runtime"],
+            **{name: rows[name] for name in RATIO_COLUMNS},
+        },
+        columns=list(NETWORK_COLUMNS),
+    )
+    return _sort_rows(
+        table,
+        [
+            ("path", network.PATHS),
+            ("metric", tuple(network.METRICS)),
+            ("runtime", benchmark_runtimes(rows, runtimes)),
+        ],
+    )

@@ -706,6 +706,7 @@ def _benchmark_report(run_dir: Path, runtimes: Sequence[str]) -> BenchmarkReport
         _io_part(frames.io_table(df, runtimes)),
         _cpu_part(frames.cpu_table(df, runtimes)),
         _memory_part(frames.memory_table(df, runtimes)),
+        _network_part(frames.network_table(df, runtimes)),
     ]
     return BenchmarkReport(
         summaries=df,
@@ -915,6 +916,43 @@ def _memory_part(table: pd.DataFrame) -> BenchmarkTable | None:
             f"PSS total median{total}",
         ],
         kinds=["name", *["number"] * 5],
+        rows=rows,
+    )
+
+
+def _network_part(table: pd.DataFrame) -> BenchmarkTable | None:
+    if table.empty:
+        return None
+    rows = [
+        [
+            _param_text(row["path"]),
+            str(row["metric"]),
+            str(row["runtime"]),
+            str(row["unit"]),
+            _number(row["median"]),
+            _number(row["native_median"]),
+            _ratio(row["ratio_to_native"]),
+            _count(row["n"]),
+        ]
+        for row in table.to_dict("records")
+    ]
+    notes = [
+        "Paths: loopback has server and client on the host (the native floor), peer is two "
+        "containers on the default network, published is the host to a port published on "
+        "127.0.0.1, and host is a container on the host's network to a server on the "
+        "host's loopback. The server and the client run pinned to one CPU.",
+        "latency_p50 and latency_p99 are the percentiles of the TCP round trips of one "
+        "sockperf run a round, and throughput is the rate that one iperf3 stream delivered; "
+        "the median is over the rounds.",
+        "The ratio is the container median over the native median of the same metric "
+        "on the loopback path.",
+    ]
+    return BenchmarkTable(
+        key="network",
+        title="Network",
+        notes=[*notes, *_ratio_notes(table["worse_when"])],
+        header=["path", "metric", "runtime", "unit", "median", "native median", "ratio", "n"],
+        kinds=["text", "name", "name", "text", *["number"] * 4],
         rows=rows,
     )
 
