@@ -277,7 +277,8 @@ class Request(BaseModel):
     image: Literal["probe", "static", "bench"] = Field(
         default="probe",
         description="The probe image (busybox and a shell), the static image (one static "
-        "binary, /busybox, and no shell), or the benchmark image (the probe image and fio).",
+        "binary, /busybox, and no shell), or the benchmark image (the probe image with fio, "
+        "sockperf and iperf3).",
     )
 
     memory: ByteSize | None = Field(

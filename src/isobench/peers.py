@@ -207,11 +207,7 @@ def connect(address: str, port: int, allowed: list[str] | tuple[str, ...] = ()) 
     ``address`` must be a loopback address or one of ``allowed`` (the addresses of
     containers the check started): no check aims traffic elsewhere.
     """
-    if not ipaddress.ip_address(address).is_loopback and address not in allowed:
-        raise HarnessError(
-            f"refusing to connect to {address}: neither a loopback address nor one of the "
-            "check's own containers"
-        )
+    check_target(address, allowed)
     try:
         with socket.create_connection((address, port), timeout=CONNECT_TIMEOUT_S) as conn:
             conn.settimeout(CONNECT_TIMEOUT_S)

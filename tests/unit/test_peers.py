@@ -74,7 +74,7 @@ def test_listener_stops_on_end_of_input() -> None:
 
 
 def test_connect_refuses_other_addresses() -> None:
-    with pytest.raises(HarnessError, match=r"refusing to connect to 192\.0\.2\.1"):
+    with pytest.raises(HarnessError, match=r"192\.0\.2\.1: it is neither a loopback address"):
         peers.connect("192.0.2.1", 80)
 
 
