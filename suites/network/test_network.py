@@ -45,11 +45,29 @@ RAW_BY_DEFAULT = {
     "bwrap": "bwrap run as root keeps every capability of its caller",
     "lxc": "Debian's LXC common.conf drops a few capabilities (lxc.cap.drop), not CAP_NET_RAW",
     "systemd-nspawn": "systemd-nspawn's default capability set keeps CAP_NET_RAW",
+    "compose": "Compose leaves the capabilities to docker, whose default set keeps CAP_NET_RAW",
+    "swarm": "a swarm task's container gets docker's default capability set, which keeps "
+    "CAP_NET_RAW",
+    "stack": "a swarm task's container gets docker's default capability set, which keeps "
+    "CAP_NET_RAW",
 }
 
 NSPAWN_HOST_NETWORK = (
     "systemd-nspawn's default network is the host's: without --private-network or "
     "--network-* options the container stays in the host's network namespace"
+)
+#: The network that the swarm and stack rows give a request for network none.
+SWARM_NO_NONE = (
+    "a swarm service cannot join docker's 'none' network, so the row attaches it to an "
+    "internal overlay network of the run instead: the task has eth0 on that network "
+    "beside lo, and a route to the network's subnet (no default route)"
+)
+#: Why the requested name server is not in /etc/resolv.conf on rows that attach the
+#: container to a user-defined network of their own.
+EMBEDDED_DNS = (
+    "{layer} attaches the container to a user-defined network ({network}), where docker "
+    "writes its embedded name server 127.0.0.11 into /etc/resolv.conf and forwards "
+    "queries to the requested server"
 )
 NSPAWN_NO_NAME_FILES = (
     "systemd-nspawn sets the kernel's hostname (--hostname) but writes neither /etc/hostname "
@@ -64,6 +82,13 @@ CANNOT: dict[str, dict[str, str]] = {
 DEVIATIONS: dict[str, dict[str, str]] = {
     "test_raw_socket_refused_by_default": RAW_BY_DEFAULT,
     "test_mode_default_own_address": {"systemd-nspawn": NSPAWN_HOST_NETWORK},
+    "test_mode_none_loopback_only": {"swarm": SWARM_NO_NONE, "stack": SWARM_NO_NONE},
+    "test_resolv_conf_has_request": {
+        "compose": EMBEDDED_DNS.format(layer="Compose", network="the project's default network"),
+        "stack": EMBEDDED_DNS.format(
+            layer="docker stack deploy", network="the stack's overlay network"
+        ),
+    },
     "test_peers_other_network_unreachable": {
         "podman": "podman 4.3 does not separate its bridge networks from each other: only "
         "networks made with the isolate option are (podman-network-create(1)), and a "

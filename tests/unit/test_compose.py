@@ -4,12 +4,15 @@ options, what they declare they cannot express, and how they read a container's 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from isobench.errors import HarnessError
 from isobench.journal import Journal
 from isobench.model import Request
 from isobench.runtimes import capabilities
@@ -27,6 +30,7 @@ from isobench.runtimes.compose import (
 from isobench.runtimes.swarm import (
     NETWORK_NONE,
     STACK_NETWORK,
+    STDIN_REJECTED,
     StackAdapter,
     SwarmAdapter,
     open_stdin,
@@ -282,8 +286,8 @@ def test_swarm_cannot_attach(fields: dict[str, Any]) -> None:
     assert swarm_unsupported(Request(network="default", **fields)) is not None
 
 
-def test_swarm_cannot_network_none() -> None:
-    assert swarm_unsupported(Request()) == NETWORK_NONE
+def test_swarm_runs_network_none() -> None:
+    assert swarm_unsupported(Request()) is None
 
 
 @pytest.mark.parametrize("network", ["default", "host"])
@@ -337,9 +341,12 @@ def test_stack_cannot(fields: dict[str, Any], words: str) -> None:
     assert words in reason
 
 
-@pytest.mark.parametrize("network", ["none", "host"])
-def test_stack_ignores_network_mode(network: str) -> None:
-    assert stack_unsupported(Request(network=network)) == STACK_NETWORK  # type: ignore[arg-type]
+def test_stack_ignores_network_mode_host() -> None:
+    assert stack_unsupported(Request(network="host")) == STACK_NETWORK
+
+
+def test_stack_runs_network_none() -> None:
+    assert stack_unsupported(Request()) is None
 
 
 def test_stack_expresses_limits_under_deploy() -> None:
@@ -349,9 +356,10 @@ def test_stack_expresses_limits_under_deploy() -> None:
 def test_stack_service() -> None:
     service = service_of(Request(memory=64 * MIB))
 
-    stacked = stack_service(service, "R")
+    stacked = stack_service(service, "R", "isobench-R-stack-none")
 
     assert "network_mode" not in stacked
+    assert stacked["networks"] == ["isobench-R-stack-none"]
     assert stacked["stdin_open"] is True
     assert stacked["deploy"] == {
         "resources": {"limits": {"memory": "67108864b"}},
@@ -362,6 +370,25 @@ def test_stack_service() -> None:
     assert service["network_mode"] == "none"
 
 
+def test_stack_file_declares_internal_network() -> None:
+    stacked = stack_service(service_of(Request()), "R", "isobench-R-stack-none")
+
+    document = yaml.safe_load(compose_file(stacked))
+
+    assert document["networks"] == {"isobench-R-stack-none": {"external": True}}
+
+
+def test_stack_default_network_needs_nothing() -> None:
+    stacked = stack_service(service_of(Request(network="default")), "R")
+
+    assert "networks" not in stacked
+
+
+def test_stack_network_none_needs_internal_network() -> None:
+    with pytest.raises(HarnessError):
+        stack_service(service_of(Request()), "R")
+
+
 def test_stack_matrix_cells() -> None:
     stack = capabilities.expressed(StackAdapter())
 
@@ -369,6 +396,8 @@ def test_stack_matrix_cells() -> None:
     assert capabilities.cell(stack["tmpfs"]) == capabilities.YES
     assert capabilities.cell(stack["pids_limit"]) == capabilities.NO
     assert capabilities.cell(stack["network"]) == capabilities.PARTLY
+    assert stack["network"]["network=none (default)"] == NETWORK_NONE
+    assert stack["network"]["network=host"] == STACK_NETWORK
 
 
 # -- service options -----------------------------------------------------------------
@@ -376,6 +405,17 @@ def test_stack_matrix_cells() -> None:
 
 def test_service_options_default() -> None:
     assert service_options(Request(network="default"), {}) == []
+
+
+def test_service_options_network_none() -> None:
+    options = service_options(Request(), {}, "isobench-R-swarm-none")
+
+    assert values_of(options, "--network") == ["isobench-R-swarm-none"]
+
+
+def test_service_options_network_none_needs_network() -> None:
+    with pytest.raises(HarnessError):
+        service_options(Request(), {})
 
 
 def test_service_options_every_field() -> None:
@@ -659,3 +699,121 @@ def test_client_names_the_engine(
     adapter._compose = compose
 
     assert adapter._client() == client
+
+
+def test_none_network_journaled_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from isobench.runtimes import swarm
+
+    journal = Journal("RUN", directory=tmp_path / "journal")
+    ctx = Context("RUN", journal, image=ProbeImage(tmp_path, "abc"))
+    created: list[list[str]] = []
+    journaled_before: list[list[str]] = []
+
+    def run(argv: list[str], **_: object) -> None:
+        lines = journal.path.read_text().splitlines()
+        journaled_before.append([json.loads(line).get("name", "") for line in lines])
+        created.append(argv)
+
+    monkeypatch.setattr(swarm.commands, "run", run)
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    adapter = SwarmAdapter()
+
+    first = adapter.none_network(ctx)
+    second = adapter.none_network(ctx)
+
+    assert first == second == "isobench-RUN-swarm-none"
+    assert len(created) == 1
+    assert first in journaled_before[0]
+    assert created[0][2:7] == ["create", "--driver", "overlay", "--internal", "--attachable"]
+    assert created[0][-3:] == ["--label", "isobench.run=RUN", first]
+    records = [json.loads(line) for line in journal.path.read_text().splitlines()]
+    removals = [record["remove"] for record in records if record.get("name") == first]
+    assert removals == [[adapter.engine.binary, "network", "rm", first]]
+
+
+def test_network_none_not_reported_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    from isobench.runtimes import compose
+
+    class Result:
+        stdout = json.dumps([inspect_of({"NetworkMode": "isobench-R-swarm-none"})])
+
+    monkeypatch.setattr(compose.commands, "run", lambda *a, **k: Result())
+    adapter = SwarmAdapter()
+    launched = Launched(name="s", process=None, argv=[])  # type: ignore[arg-type]
+    launched.state["container"] = "c"
+    adapter._requests["s"] = Request()
+
+    adapter._compare(launched)
+
+    assert not [line for line in launched.commands if line.startswith("# not applied")]
+    assert f"# network 'none': {NETWORK_NONE}" in launched.commands
+
+
+# -- the relay, against a fake docker client ------------------------------------------
+
+FAKE_DOCKER = """#!/bin/sh
+here=$(dirname "$0")
+case "$1" in
+  ps) echo c0ffee ;;
+  logs) echo line-one; echo line-two; echo line-three >&2 ;;
+  wait) while [ ! -e "$here/attached" ] && [ ! -e "$here/ended" ]; do sleep 0.05; done; echo 7 ;;
+  attach) cat > "$here/stdin"; touch "$here/attached" ;;
+esac
+"""
+
+
+def run_relay(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
+    fake = tmp_path / "docker"
+    fake.write_text(FAKE_DOCKER)
+    fake.chmod(0o755)
+    relay = [sys.executable, "-m", "isobench.runtimes.swarm", "relay"]
+    return subprocess.run(
+        [*relay, "--service", "s", "--docker", str(fake)],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_relay_keeps_exit_status(tmp_path: Path) -> None:
+    relayed = run_relay(tmp_path, "")
+
+    assert relayed.returncode == 7, relayed.stderr
+    assert relayed.stdout == "line-one\nline-two\n"
+    assert relayed.stderr == "line-three\n"
+    assert (tmp_path / "stdin").read_text() == "\n"
+
+
+def test_relay_rejects_input_text(tmp_path: Path) -> None:
+    relayed = run_relay(tmp_path, "some input\n")
+
+    assert relayed.returncode == 125
+    assert f"swarm: {STDIN_REJECTED}" in relayed.stderr
+    assert SwarmAdapter().runtime_failure(relayed.returncode, relayed.stderr) == STDIN_REJECTED
+    assert not (tmp_path / "stdin").exists()
+
+
+def test_relay_exit_with_stdin_open(tmp_path: Path) -> None:
+    """The command ends while the relay's stdin is still open, as when a check stops it."""
+    fake = tmp_path / "docker"
+    fake.write_text(FAKE_DOCKER)
+    fake.chmod(0o755)
+    (tmp_path / "ended").touch()
+    relay = [sys.executable, "-m", "isobench.runtimes.swarm", "relay"]
+    process = subprocess.Popen(
+        [*relay, "--service", "s", "--docker", str(fake)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+    try:
+        status = process.wait(60)
+        stderr = process.stderr.read() if process.stderr else b""
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()
+        process.kill()
+
+    assert status == 7, stderr.decode(errors="replace")

@@ -104,10 +104,12 @@ def expressed(adapter: Adapter) -> dict[str, dict[str, str]]:
             field: dict.fromkeys((label for label, _ in samples), ignored)
             for field, samples in SAMPLES.items()
         }
-    # A row that cannot run the defaults (a swarm service has no network 'none') names
-    # request fields to set in the samples of every other field, so that each cell
-    # shows what the row can do with that field.
+    # A row that cannot run the defaults names request fields to set in the samples of
+    # every other field (matrix_base), so that each cell shows what the row can do with
+    # that field. A row that runs a sample in another form than the one requested
+    # names it with how (matrix_partly): the cell is then 'partly', with that reason.
     base: dict[str, Any] = getattr(adapter, "matrix_base", {})
+    partly: dict[str, str] = getattr(adapter, "matrix_partly", {})
     for field, samples in SAMPLES.items():
         answers: dict[str, str] = {}
         for label, values in _with_default(field, samples):
@@ -116,7 +118,7 @@ def expressed(adapter: Adapter) -> dict[str, dict[str, str]]:
                 reason = adapter.unsupported(Request(**sample))
             except IsobenchError as exc:
                 reason = str(exc)
-            answers[label] = reason or ""
+            answers[label] = reason or partly.get(label, "")
         matrix[field] = answers
     return matrix
 

@@ -13,11 +13,18 @@ stdin, which the probe's hold needs (it waits until it reads a line), so the
 service is made with no replica, then its spec gets ``OpenStdin`` through the
 engine API and one replica. A relay process (``python -m
 isobench.runtimes.swarm relay``) stands in for the container's client: it
-copies the service logs (``docker service logs --follow --raw``) to its
-stdout and stderr, sends its own stdin to the task's container through
-``docker attach`` once that stdin is closed, and exits with the container's
-exit status. A swarm service's stdin is never closed (there is no StdinOnce
-for services), so a command that reads stdin to its end does not end.
+copies the container's log (``docker logs --follow``) to its stdout and
+stderr, sends an empty line to the task's container through
+``docker attach`` once its own stdin is closed, and exits with the
+container's exit status. A swarm service's stdin is never closed (there is
+no StdinOnce for services), so a command that reads stdin to its end would
+never end: the relay rejects text for the command's stdin instead.
+
+A service cannot join docker's ``none`` network, so a request for network
+``none`` puts the service on an internal overlay network that the row makes
+once per run (``docker network create --driver overlay --internal``): the
+task has a loopback and one interface on that network, with a route to the
+network's subnet and no default route.
 """
 
 from __future__ import annotations
@@ -57,8 +64,15 @@ log = logging.getLogger(__name__)
 SWARM_FAILURE_STATUS = 125
 #: The prefix of the relay's own error lines on stderr.
 SWARM_ERROR_PREFIX = "swarm: "
+#: The relay's message when it is given text for the container's stdin.
+STDIN_REJECTED = (
+    "input text for the command was rejected: a service's stdin is never closed (a "
+    "service has no StdinOnce), so the end of the text could not reach the command"
+)
 #: Seconds the relay waits for the service's task to get a container.
 TASK_TIMEOUT_S = 60.0
+#: Seconds the relay waits, after the container stopped, for the end of its log.
+LOG_END_TIMEOUT_S = 30.0
 #: The bridge network that swarm makes on a node that joins a swarm, and keeps after it leaves.
 GATEWAY_BRIDGE = "docker_gwbridge"
 _ABSENT_SERVICE = ("not found", "No such service", "not a swarm manager")
@@ -84,9 +98,13 @@ CANNOT: dict[str, str] = {
     "device_write_bps": "a swarm service has no option for block I/O throttling",
     "device_read_bps": "a swarm service has no option for block I/O throttling",
 }
+#: The replacement that the swarm and stack rows run for network 'none'. The capability
+#: matrix shows it as the reason that the network field is expressed only partly.
 NETWORK_NONE = (
     "a swarm service cannot join docker's 'none' network (docker 20.10: 'network none "
-    "not found'); without a network its task is on the default bridge"
+    "not found'), so the service is attached to an internal overlay network of the run "
+    "instead: the task has a loopback and one interface on that network, with a route to "
+    "the network's subnet and no default route"
 )
 
 _DEFAULT_REQUEST = Request()
@@ -99,8 +117,6 @@ def swarm_unsupported(request: Request) -> str | None:
             if field == "no_new_privs" and request.no_new_privs is False:
                 continue
             return reason
-    if request.network == "none":
-        return NETWORK_NONE
     if request.network_name is not None:
         return (
             "a swarm service attaches only to swarm-scope networks, and the checks' networks "
@@ -123,8 +139,16 @@ def swarm_unsupported(request: Request) -> str | None:
     return None
 
 
-def service_options(request: Request, env: dict[str, str]) -> list[str]:
-    """Translate a request into ``docker service create`` options."""
+def service_options(
+    request: Request, env: dict[str, str], none_network: str | None = None
+) -> list[str]:
+    """Translate a request into ``docker service create`` options.
+
+    ``none_network`` is the internal network that replaces network ``none``, so a
+    request for network ``none`` needs it.
+    """
+    if request.network == "none" and none_network is None:
+        raise HarnessError("a request for network 'none' needs the run's internal network")
     options: list[str] = []
     if request.hostname is not None:
         options += ["--hostname", request.hostname]
@@ -137,6 +161,8 @@ def service_options(request: Request, env: dict[str, str]) -> list[str]:
 
     if request.network == "host":
         options += ["--network", "host"]
+    elif request.network == "none" and none_network is not None:
+        options += ["--network", none_network]
     for entry in request.add_hosts:
         options += ["--host", f"{entry.name}:{entry.address}"]
     for server in request.dns:
@@ -211,9 +237,8 @@ class SwarmAdapter(Adapter):
 
     name = "swarm"
     family = "orchestration"
-    #: The capability matrix asks about each field on the default network, because a
-    #: service cannot have the default request's network 'none'.
-    matrix_base: ClassVar[dict[str, Any]] = {"network": "default"}
+    #: Samples of the capability matrix that the row runs in another form, with how.
+    matrix_partly: ClassVar[dict[str, str]] = {"network=none (default)": NETWORK_NONE}
 
     def __init__(self) -> None:
         self.engine = EngineAdapter(DOCKER)
@@ -222,6 +247,8 @@ class SwarmAdapter(Adapter):
         self._requests: dict[str, Request] = {}
         self._lock = threading.Lock()
         self._joined: set[str] = set()
+        #: The internal network of each run that replaces network 'none'.
+        self._none_networks: dict[str, str] = {}
 
     def _docker(self) -> list[str]:
         address = os.environ.get("DOCKER_HOST")
@@ -272,6 +299,8 @@ class SwarmAdapter(Adapter):
                 return
             state = self._node_state()
             if state == "active":
+                # NOTE: a swarm that another isobench run made is taken for one that was
+                # there before, and that run leaves it at its end, under this run's services.
                 log.info("the docker node is a swarm member already: only services are removed")
             elif state == "inactive":
                 self._init_swarm(ctx)
@@ -311,6 +340,36 @@ class SwarmAdapter(Adapter):
         commands.run(init, timeout=60)
         log.info("made a single-node swarm listening on 127.0.0.1:%d for run %s", port, ctx.run_id)
 
+    def none_network(self, ctx: Context) -> str:
+        """Return the run's internal overlay network for network 'none', made on first use.
+
+        ``--internal`` keeps the task off docker_gwbridge, so it has no default route.
+        The network is journaled before it exists, and it is removed after the run's
+        services, because they were journaled later.
+        """
+        with self._lock:
+            name = self._none_networks.get(ctx.run_id)
+            if name is not None:
+                return name
+            name = f"isobench-{ctx.run_id}-{self.name}-none"
+            docker = self._docker()
+            ctx.journal.record(
+                "network",
+                name,
+                [*docker, "network", "rm", name],
+                runtime=self.name,
+                absent=_ABSENT_NETWORK,
+            )
+            create = [
+                *docker,
+                *("network", "create", "--driver", "overlay", "--internal", "--attachable"),
+                *("--label", f"isobench.run={ctx.run_id}", name),
+            ]
+            commands.run(create, timeout=60)
+            log.info("made the internal overlay network %s for network 'none'", name)
+            self._none_networks[ctx.run_id] = name
+            return name
+
     # -- containers ------------------------------------------------------
 
     def launch(
@@ -320,6 +379,7 @@ class SwarmAdapter(Adapter):
         self.engine._ensure_image(image)
         name = ctx.container_name(self.name)
         docker = self._docker()
+        none_network = self.none_network(ctx) if request.network == "none" else None
         entry = ctx.journal.record("service", name, removal_argv(docker, name), runtime=self.name)
         create = [
             *docker,
@@ -327,7 +387,7 @@ class SwarmAdapter(Adapter):
             *("--name", name, "--restart-condition", "none", "--no-resolve-image"),
             *("--label", f"isobench.run={ctx.run_id}"),
             *("--container-label", f"isobench.run={ctx.run_id}"),
-            *service_options(request, env),
+            *service_options(request, env, none_network),
             image.reference,
             *argv,
         ]
@@ -397,8 +457,14 @@ class SwarmAdapter(Adapter):
 
     def _compare(self, launched: Launched) -> None:
         request = self._requests.get(launched.name)
-        if request is not None:
-            record_not_applied(self.engine, request, launched, self.container(launched), self.name)
+        if request is None:
+            return
+        if request.network == "none" and not launched.state.get("compared"):
+            # The internal network replaces 'none' on purpose, so it is not a field that
+            # the layer dropped.
+            launched.commands.append(f"# network 'none': {NETWORK_NONE}")
+            request = request.model_copy(update={"network": "default"})
+        record_not_applied(self.engine, request, launched, self.container(launched), self.name)
 
     def exec_detached(self, ctx: Context, launched: Launched, argv: Sequence[str]) -> None:
         self.engine.exec_detached(ctx, self._as_container(launched), argv)
@@ -453,7 +519,8 @@ STACK_CANNOT: dict[str, str] = {
 }
 STACK_NETWORK = (
     "docker stack deploy ignores 'network_mode' (\"Ignoring unsupported options: "
-    "network_mode\") and attaches the service to the stack's overlay network"
+    "network_mode\") and attaches the service to the stack's overlay network, so it "
+    "cannot join the host's network"
 )
 #: The line with which ``docker stack deploy`` names the options it drops.
 IGNORING = "Ignoring unsupported options: "
@@ -466,7 +533,7 @@ def stack_unsupported(request: Request) -> str | None:
             if field == "no_new_privs" and request.no_new_privs is False:
                 continue
             return reason
-    if request.network != "default":
+    if request.network == "host":
         # NOTE: a stack can join the host's network as an external network named host;
         # isobench does not write that yet.
         return STACK_NETWORK
@@ -486,10 +553,22 @@ def stack_unsupported(request: Request) -> str | None:
     return None
 
 
-def stack_service(service: dict[str, Any], run_id: str) -> dict[str, Any]:
+def stack_service(
+    service: dict[str, Any], run_id: str, none_network: str | None = None
+) -> dict[str, Any]:
     """Turn a Compose service of the compose row into one that a stack deploys: stdin
-    open, one replica that is not restarted, and the run's label on the service."""
+    open, one replica that is not restarted, and the run's label on the service.
+
+    ``none_network`` names the internal network that replaces ``network_mode: none``,
+    which a stack ignores. The Compose file declares it as external.
+    """
     stacked = {key: value for key, value in service.items() if key != "network_mode"}
+    if service.get("network_mode") == "none":
+        if none_network is None:
+            raise HarnessError(
+                "a service with network_mode 'none' needs the run's internal network"
+            )
+        stacked["networks"] = [none_network]
     stacked["stdin_open"] = True
     deploy = dict(stacked.get("deploy") or {})
     deploy["replicas"] = 1
@@ -513,13 +592,16 @@ class StackAdapter(SwarmAdapter):
         image = ctx.image_for(request)
         self.engine._ensure_image(image)
         name = ctx.container_name(self.name)
+        none_network = self.none_network(ctx) if request.network == "none" else None
         stack = project_name(name)
         service_name = f"{stack}_{SERVICE}"
         directory = self.engine.client_directory(ctx) / stack
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / "compose.yaml"
         service = service_definition(request, image.reference, argv, env, run_id=ctx.run_id)
-        path.write_text(compose_file(stack_service(service, ctx.run_id)), encoding="utf-8")
+        path.write_text(
+            compose_file(stack_service(service, ctx.run_id, none_network)), encoding="utf-8"
+        )
 
         docker = self._docker()
         # Removed in the reverse order: the stack, then its service's container (which
@@ -610,19 +692,17 @@ def _task_error(docker: Sequence[str], service: str) -> str:
 
 
 class _Copy(threading.Thread):
-    """Copy lines from a pipe to an output stream, counting them."""
+    """Copy lines from a pipe to an output stream."""
 
     def __init__(self, source: Any, target: Any) -> None:
         super().__init__(daemon=True)
         self.source = source
         self.target = target
-        self.lines = 0
 
     def run(self) -> None:
         for line in iter(self.source.readline, b""):
             self.target.write(line)
             self.target.flush()
-            self.lines += 1
 
 
 def relay(docker: Sequence[str], service: str) -> int:
@@ -650,16 +730,36 @@ def relay(docker: Sequence[str], service: str) -> int:
             return SWARM_FAILURE_STATUS
         time.sleep(0.1)
 
-    logs = [*docker, "service", "logs", "--raw", "--no-trunc", service]
-    follow = subprocess.Popen([*logs, "--follow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # The container's own log, not 'docker service logs': the engine ends a followed log
+    # once the container has stopped and all of its output was sent, while the swarm's
+    # log broker forwards it asynchronously and gives no such end.
+    follow = subprocess.Popen(
+        [*docker, "logs", "--follow", container], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     children.append(follow)
     out = _Copy(follow.stdout, sys.stdout.buffer)
     err = _Copy(follow.stderr, sys.stderr.buffer)
     out.start()
     err.start()
 
+    waiting = subprocess.Popen(
+        [*docker, "wait", container], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    children.append(waiting)
+    rejected = threading.Event()
+
     def send_stdin() -> None:
-        data = sys.stdin.buffer.read()
+        # Read the file descriptor, not sys.stdin: a daemon thread blocked in the buffered
+        # reader holds its lock, and the interpreter then aborts at exit (status 134)
+        # when it flushes stdin, which would replace the container's exit status.
+        chunks = []
+        while chunk := os.read(0, 65536):
+            chunks.append(chunk)
+        if chunks:
+            # A command given text usually reads it to its end, which never comes here.
+            rejected.set()
+            waiting.kill()
+            return
         attach = subprocess.Popen(
             [*docker, "attach", "--sig-proxy=false", container],
             stdin=subprocess.PIPE,
@@ -669,35 +769,41 @@ def relay(docker: Sequence[str], service: str) -> int:
         children.append(attach)
         assert attach.stdin is not None
         with contextlib.suppress(OSError):
-            # A line releases a command that waits for one; without data, an empty line.
-            attach.stdin.write(data or b"\n")
+            # An empty line releases the probe's hold, which waits for one.
+            attach.stdin.write(b"\n")
             attach.stdin.close()
 
     threading.Thread(target=send_stdin, daemon=True).start()
 
-    waited = subprocess.run([*docker, "wait", container], capture_output=True, text=True)
+    waited_out, waited_err = waiting.communicate()
     try:
-        status = int(waited.stdout.strip())
+        status = int(waited_out.decode().strip())
     except ValueError:
-        print(f"{SWARM_ERROR_PREFIX}docker wait failed: {waited.stderr.strip()}", file=sys.stderr)
         status = SWARM_FAILURE_STATUS
+        if not rejected.is_set():
+            problem = waited_err.decode(errors="replace").strip()
+            print(f"{SWARM_ERROR_PREFIX}docker wait failed: {problem}", file=sys.stderr)
 
-    # The follow may lag behind: print what it has not printed yet, from the whole log.
-    follow.kill()
-    follow.wait()
+    if rejected.is_set():
+        follow.kill()
+    try:
+        follow.wait(LOG_END_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        print(
+            f"{SWARM_ERROR_PREFIX}the log of container {container} did not end within "
+            f"{LOG_END_TIMEOUT_S:g} s after it stopped, so its output may be incomplete",
+            file=sys.stderr,
+        )
+        status = SWARM_FAILURE_STATUS
+        follow.kill()
     out.join(5)
     err.join(5)
-    whole = subprocess.run(logs, capture_output=True)
-    for text, copied, target in (
-        (whole.stdout, out.lines, sys.stdout.buffer),
-        (whole.stderr, err.lines, sys.stderr.buffer),
-    ):
-        for line in text.splitlines(keepends=True)[copied:]:
-            target.write(line)
-        target.flush()
     for child in children:
         with contextlib.suppress(ProcessLookupError):
             child.kill()
+    if rejected.is_set():
+        print(f"{SWARM_ERROR_PREFIX}{STDIN_REJECTED}", file=sys.stderr)
+        return SWARM_FAILURE_STATUS
     return status
 
 
