@@ -206,11 +206,28 @@ class IsobenchSession:
             signal.signal(signal.SIGINT, self._old_sigint or signal.default_int_handler)
             signal.signal(signal.SIGTERM, self._old_sigterm or signal.SIG_DFL)
 
+    def _record_dropped(self) -> None:
+        """Mark in run.json's capability matrix the request fields that a row accepted
+        and did not apply during the run."""
+        assert self.run_dir is not None
+        for name in self.runtime_names:
+            try:
+                dropped = runtimes.get(name).dropped()
+            except IsobenchError:
+                continue
+            info = self.run_dir.meta.get("runtimes", {}).get(name)
+            if not dropped or not isinstance(info, dict):
+                continue
+            requests = capabilities.with_dropped(info.get("requests", {}), dropped)
+            self.run_dir.set_runtime(name, {**info, "requests": requests, "dropped": dropped})
+
     def _finish(self, exitstatus: int) -> None:
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or self._interrupted
         if self.run_dir is not None:
             # Marked first, so that a kill during the clean-up leaves the right status.
             self.run_dir.finish("interrupted" if interrupted else "cleaning")
+        if self.run_dir is not None:
+            self._record_dropped()
         if self.harness is not None:
             left = self.harness.close()
             if left:

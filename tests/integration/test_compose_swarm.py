@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from isobench.runtimes import capabilities
 from tests.conftest import REPO, require_root, require_runtime
 from tests.integration.test_cli import isobench
 
@@ -216,3 +217,46 @@ def test_killed_run_cleaned(tmp_path: Path, node_before: tuple[str, list[str]]) 
     while _relays_of(run_id) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert left_by(run_id, node_before) == NOTHING_LEFT
+
+
+#: A suite of one check whose request a stack accepts and does not apply: a tmpfs.
+TMPFS_SUITE = """\
+suite: layers
+description: A tmpfs request through the orchestration layers.
+checks:
+  - id: tmpfs-mounted
+    title: The requested tmpfs is a mount in the container
+    request: {network: default, tmpfs: [{target: /scratch, size: 8MiB}]}
+    fact: mount.point
+    expect: {contains: /scratch}
+    controls:
+      - runtime: host
+"""
+
+
+def test_dropped_setting_shown(tmp_path: Path, node_before: tuple[str, list[str]]) -> None:
+    """A tmpfs that a stack accepts and does not apply fails the check, and the run's
+    capability matrix marks the field 'dropped' for the stack and 'yes' for compose."""
+    require_root()
+    for row in ("compose", "stack"):
+        require_runtime(row)
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "layers.yaml").write_text(TMPFS_SUITE)
+    out = tmp_path / "run"
+
+    isobench(
+        *("run", "--suites-dir", str(suites), "--suite", "layers"),
+        *("--runtime", "stack", "--runtime", "compose", "--out", str(out)),
+        env={"ISOBENCH_STATE_DIR": str(tmp_path / "state")},
+        timeout=900,
+    )
+
+    records = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    meta = json.loads((out / "run.json").read_text())
+    outcomes = {record["runtime"]: record["outcome"] for record in records}
+    assert outcomes == {"stack": "fail", "compose": "pass"}
+    assert capabilities.cell(meta["runtimes"]["stack"]["requests"]["tmpfs"]) == "dropped"
+    assert capabilities.cell(meta["runtimes"]["compose"]["requests"]["tmpfs"]) == "yes"
+    assert "| `tmpfs` | dropped | yes |" in (out / "summary.md").read_text()
+    assert left_by(meta["run_id"], node_before) == NOTHING_LEFT

@@ -207,3 +207,28 @@ def test_default_value_counts() -> None:
     nspawn = capabilities.expressed(runtimes.get("systemd-nspawn"))
     assert nspawn["pid"]["pid=private (default)"] == ""
     assert capabilities.cell(nspawn["pid"]) == "partly"
+
+
+def test_dropped_field_marked() -> None:
+    """A field that the row accepted and did not apply in the run is 'dropped', in the
+    samples it claimed to express; samples it refused keep their reason."""
+    matrix = {
+        "tmpfs": {"tmpfs 8 MiB": ""},
+        "network": {"network=none (default)": "", "network=host": "cannot"},
+        "memory": {"memory 64 MiB": ""},
+    }
+
+    marked = capabilities.with_dropped(matrix, {"tmpfs": "tmpfs: no tmpfs on /scratch"})
+
+    assert marked["tmpfs"] == {
+        "tmpfs 8 MiB": capabilities.DROPPED_PREFIX + "tmpfs: no tmpfs on /scratch"
+    }
+    assert marked["memory"] == matrix["memory"]
+    assert capabilities.cell(marked["tmpfs"]) == capabilities.DROPPED
+    assert capabilities.cell(marked["memory"]) == capabilities.YES
+
+
+def test_dropped_outranks_partly() -> None:
+    answers = {"a": "cannot", "b": capabilities.DROPPED_PREFIX + "seen"}
+
+    assert capabilities.cell(answers) == capabilities.DROPPED

@@ -674,11 +674,14 @@ def test_not_applied_lines_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
     adapter = ComposeAdapter()
     launched = Launched(name="c", process=None, argv=[])  # type: ignore[arg-type]
 
-    compose.record_not_applied(adapter.engine, Request(memory=64 * MIB), launched, "c", "compose")
-    compose.record_not_applied(adapter.engine, Request(memory=64 * MIB), launched, "c", "compose")
+    dropped: dict[str, str] = {}
+    request = Request(memory=64 * MIB)
+    compose.record_not_applied(adapter.engine, request, launched, "c", "compose", dropped)
+    compose.record_not_applied(adapter.engine, request, launched, "c", "compose", dropped)
 
     notes = [line for line in launched.commands if line.startswith("# not applied")]
     assert notes == ["# not applied by compose: memory: requested 67108864, HostConfig.Memory is 0"]
+    assert dropped == {"memory": "memory: requested 67108864, HostConfig.Memory is 0"}
 
 
 @pytest.mark.parametrize(

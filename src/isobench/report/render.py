@@ -88,8 +88,9 @@ REQUESTS_NOTE = (
     "For each request field: whether the row can express it (yes), cannot (no, so checks "
     "that ask for it are skipped with the reason), or only some values of it (partly). "
     "The host row runs every request without applying it (ignored). "
-    "This is what each row declares; a row that accepts a request and does not apply it "
-    "fails the checks that ask for it."
+    "This is what each row declares. A row that accepted a field and did not apply it "
+    "in this run, as the engine's inspect showed (the orchestration layers), is marked "
+    "dropped; the checks that ask for that field fail."
 )
 SUMMARY_MAX_SKIP_GROUPS = 50
 SUMMARY_MESSAGE_LINES = 10
@@ -231,7 +232,8 @@ class RequestMatrix:
     """The request fields that each runtime row can express, from run.json."""
 
     runtimes: list[str]
-    #: (request field, one cell per runtime: "yes", "no", "partly" or "" when not recorded).
+    #: (request field, one cell per runtime: "yes", "no", "partly", "dropped", or "" when
+    #: not recorded).
     rows: list[tuple[str, list[str]]]
     #: (runtime, sample request, reason) for every sample a runtime cannot express.
     reasons: list[tuple[str, str, str]]
@@ -1441,6 +1443,7 @@ def index_html(report: Report) -> str:
             "no": "outcome-skip",
             "partly": "outcome-xfail",
             "ignored": "outcome-fail",
+            "dropped": "outcome-fail",
         },
         request_reasons=_request_reasons(report.requests),
         startup_plot=_plot_startup(report.benchmarks.startup) if report.benchmarks else "",

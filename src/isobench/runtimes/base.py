@@ -178,6 +178,12 @@ class Adapter(abc.ABC):
         """
         raise HarnessError(f"{self.name} does not say where its containers' files are")
 
+    def dropped(self) -> dict[str, str]:
+        """Return the request fields that this row accepted and did not apply in this run,
+        each with what was seen instead. Only rows that can look (the orchestration
+        layers, through the engine's inspect) fill it."""
+        return {}
+
     def network_unsupported(self, peer_traffic: bool = True) -> str | None:
         """Return why this row cannot make a network for a check, or None when it can.
 

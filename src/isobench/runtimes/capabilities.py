@@ -89,6 +89,10 @@ YES = "yes"
 NO = "no"
 PARTLY = "partly"
 IGNORED = "ignored"
+#: A field the row accepted and did not apply in the run: worse than 'no'.
+DROPPED = "dropped"
+#: The start of the reason of a sample whose field the row dropped in the run.
+DROPPED_PREFIX = "accepted and not applied in this run: "
 #: The reason of every cell of the host row, which runs each request without applying it.
 HOST_IGNORES = "the host row applies no request: it is the negative control"
 
@@ -123,6 +127,22 @@ def expressed(adapter: Adapter) -> dict[str, dict[str, str]]:
     return matrix
 
 
+def with_dropped(
+    matrix: Mapping[str, Mapping[str, str]], dropped: Mapping[str, str]
+) -> dict[str, dict[str, str]]:
+    """Return ``matrix`` with each field that the row dropped in the run (field: what was
+    seen) marked in the samples it claimed to express."""
+    marked = {field: dict(answers) for field, answers in matrix.items()}
+    for field, seen in dropped.items():
+        answers = marked.get(field)
+        if answers is None:
+            continue
+        for label, reason in answers.items():
+            if not reason:
+                answers[label] = DROPPED_PREFIX + seen
+    return marked
+
+
 def _with_default(
     field: str, samples: tuple[tuple[str, dict[str, Any]], ...]
 ) -> tuple[tuple[str, dict[str, Any]], ...]:
@@ -136,9 +156,12 @@ def _with_default(
 
 
 def cell(answers: Mapping[str, str]) -> str:
-    """Return 'yes', 'no', 'partly', or 'ignored' (the host row), for the results of one field."""
+    """Return 'yes', 'no', 'partly', 'ignored' (the host row), or 'dropped' (accepted and
+    not applied in the run), for the results of one field."""
     if answers and all(reason == HOST_IGNORES for reason in answers.values()):
         return IGNORED
+    if any(reason.startswith(DROPPED_PREFIX) for reason in answers.values()):
+        return DROPPED
     unexpressed = sum(1 for reason in answers.values() if reason)
     if unexpressed == 0:
         return YES

@@ -382,10 +382,16 @@ def _mounts_not_applied(request: Request, inspect: dict[str, Any]) -> list[str]:
 
 
 def record_not_applied(
-    engine: EngineAdapter, request: Request, launched: Launched, container: str, layer: str
+    engine: EngineAdapter,
+    request: Request,
+    launched: Launched,
+    container: str,
+    layer: str,
+    dropped: dict[str, str],
 ) -> None:
     """Inspect the container once and add a ``# not applied by LAYER`` line to the commands
-    of ``launched`` for each requested field that it lacks."""
+    of ``launched`` for each requested field that it lacks; note the field in ``dropped``
+    for the run's capability matrix."""
     if launched.state.get("compared"):
         return
     command = [engine.binary, "inspect", "--type", "container", container]
@@ -401,6 +407,7 @@ def record_not_applied(
     for line in not_applied(request, inspected[0]):
         log.warning("%s accepted and did not apply %s", layer, line)
         launched.commands.append(f"# not applied by {layer}: {line}")
+        dropped.setdefault(line.split(":", 1)[0], line)
 
 
 # -- the adapter -----------------------------------------------------------------
@@ -432,6 +439,11 @@ class ComposeAdapter(Adapter):
         self._compose: list[str] | None = None
         self._availability: Availability | None = None
         self._requests: dict[str, Request] = {}
+        #: Request fields this row accepted and did not apply in the run, as inspect shows.
+        self._dropped: dict[str, str] = {}
+
+    def dropped(self) -> dict[str, str]:
+        return dict(self._dropped)
 
     @property
     def compose(self) -> list[str]:
@@ -569,7 +581,9 @@ class ComposeAdapter(Adapter):
     def _compare(self, launched: Launched) -> None:
         request = self._requests.get(launched.name)
         if request is not None:
-            record_not_applied(self.engine, request, launched, launched.name, self.name)
+            record_not_applied(
+                self.engine, request, launched, launched.name, self.name, self._dropped
+            )
 
     def exec_detached(self, ctx: Context, launched: Launched, argv: Sequence[str]) -> None:
         self.engine.exec_detached(ctx, launched, argv)

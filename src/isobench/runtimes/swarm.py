@@ -245,10 +245,15 @@ class SwarmAdapter(Adapter):
         self.engine.name = self.name
         self._availability: Availability | None = None
         self._requests: dict[str, Request] = {}
+        #: Request fields this row accepted and did not apply in the run, as inspect shows.
+        self._dropped: dict[str, str] = {}
         self._lock = threading.Lock()
         self._joined: set[str] = set()
         #: The internal network of each run that replaces network 'none'.
         self._none_networks: dict[str, str] = {}
+
+    def dropped(self) -> dict[str, str]:
+        return dict(self._dropped)
 
     def _docker(self) -> list[str]:
         address = os.environ.get("DOCKER_HOST")
@@ -464,7 +469,9 @@ class SwarmAdapter(Adapter):
             # the layer dropped.
             launched.commands.append(f"# network 'none': {NETWORK_NONE}")
             request = request.model_copy(update={"network": "default"})
-        record_not_applied(self.engine, request, launched, self.container(launched), self.name)
+        record_not_applied(
+            self.engine, request, launched, self.container(launched), self.name, self._dropped
+        )
 
     def exec_detached(self, ctx: Context, launched: Launched, argv: Sequence[str]) -> None:
         self.engine.exec_detached(ctx, self._as_container(launched), argv)
