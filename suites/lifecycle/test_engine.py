@@ -383,7 +383,7 @@ def test_engine_share_network(engine: Engine) -> None:
 
 
 def process_arguments(engine: Engine, name: str) -> list[str]:
-    """Return the command line of every process that a container sees in its /proc."""
+    """Return the command line of every process listed in a container's /proc."""
     script = 'for f in /proc/[0-9]*/cmdline; do tr "\\0" " " < "$f"; echo; done'
     output = engine.exec_required(name, "sh", "-c", script)
     return [line.strip() for line in output.splitlines() if line.strip()]

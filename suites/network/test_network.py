@@ -247,7 +247,8 @@ def test_publish_answers_on_bound_address(net: Net) -> None:
     )
 
 
-# The host row's listener answers on every host address: no negative control here.
+# The host row's listener accepts connections on every host address, so this check has no
+# negative control.
 test_publish_answers_on_bound_address.negative_controls = ()  # type: ignore[attr-defined]
 
 
@@ -402,7 +403,7 @@ def test_peer_name_resolves(net: Net) -> None:
 #: looks at the interface next, so its message tells which of the two stopped it.
 RAW_SOCKET = ["sh", "-c", "arping -c 1 -w 1 -I lo 127.0.0.1 2>&1; true"]
 RAW_REFUSED = "socket: Operation not permitted"
-#: What arping says of the interface once its socket is open: lo is not ARPable, or down.
+#: arping's message about the interface once its socket is open: lo is not ARPable, or down.
 RAW_OPENED = "arping: interface lo"
 
 

@@ -79,7 +79,7 @@ def test_connect_refuses_other_addresses() -> None:
 
 
 def test_connect_answer_empty_when_refused() -> None:
-    # Nothing listens on this port of 127.0.0.1, so the answer is empty, not an error.
+    # Nothing listens on this port of 127.0.0.1, so the reply is empty, not an error.
     port = peers.free_port()
 
     assert peers.connect("127.0.0.1", port) == ""

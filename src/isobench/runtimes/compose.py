@@ -565,7 +565,7 @@ class ComposeAdapter(Adapter):
                 runtime=self.name,
             ),
         ]
-        # 'run' publishes the service's ports only when told to.
+        # 'run' publishes the service's ports only with --service-ports.
         ports = ["--service-ports"] if request.publish else []
         command = [*base, "run", "-T", "--no-deps", *ports, "--name", name, SERVICE]
         process = popen(command, cwd=directory)
