@@ -16,6 +16,7 @@ readonly packages=(
     containerd lxc systemd-container
     docker-compose
     sockperf iperf3
+    openssh-server
 )
 readonly apt_log=/var/log/isobench-apt.log
 
@@ -69,10 +70,18 @@ install_packages() {
         tail -n 20 "$apt_log" >&2
         die "apt-get update failed; see $apt_log"
     fi
+    # Services that packages start on install (ssh on every address, among others) are
+    # not wanted: isobench starts what it needs itself. A policy that the host has is kept.
+    local policy=/usr/sbin/policy-rc.d made_policy=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=1
+    fi
     if ! apt-get install -y "${missing[@]}" >>"$apt_log" 2>&1; then
+        ((made_policy)) && rm -f "$policy"
         tail -n 20 "$apt_log" >&2
         die "apt-get install ${missing[*]} failed; see $apt_log"
     fi
+    ((made_policy)) && rm -f "$policy"
     log "Debian packages: installed ${missing[*]}"
 }
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from isobench import images, runtimes
+from isobench import commands, hosts, images, runtimes
 from isobench.errors import HarnessError, IsobenchError
 from isobench.fixtures import HostMarkers
 from isobench.journal import Journal
@@ -88,13 +88,30 @@ class Verdict:
     request: Request | None = None
 
 
+def _on_host(function: str, *args: Any) -> Any:
+    """Call a function of isobench.probe.host on the run's host."""
+    return hosts.current().call(host, function, *args)
+
+
+def _process_facts(pid: int) -> dict[str, str | list[str]]:
+    """Read a container's process from the host side, on the run's host."""
+    facts: dict[str, str | list[str]] = _on_host("process_facts", pid)
+    return facts
+
+
 class Harness:
     """The state shared by every check of a run."""
 
     def __init__(
-        self, run_id: str, run_dir: Path | None = None, journal: Journal | None = None
+        self,
+        run_id: str,
+        run_dir: Path | None = None,
+        journal: Journal | None = None,
+        unreachable: str | None = None,
     ) -> None:
         self.run_id = run_id
+        #: Why the run's host could not be reached: every check there is an error.
+        self.unreachable = unreachable
         self.run_dir = run_dir
         self.journal = journal or Journal(run_id, run_dir)
         self.ctx = Context(run_id, self.journal)
@@ -109,6 +126,8 @@ class Harness:
 
     def start(self) -> None:
         """Build the probe image and place the host markers (once)."""
+        if self.unreachable:
+            raise HarnessError(self.unreachable)
         if self._started:
             return
         self._started = True
@@ -116,10 +135,13 @@ class Harness:
         self.ctx.images["static"] = images.build_static_image()
         root = self.ctx.bundle_root
         self.journal.record("directory", str(root), ["rmdir", str(root)], absent=("No such file",))
-        root.mkdir(mode=0o755, parents=True, exist_ok=True)
-        facts = host.host_facts()
+        if hosts.current().is_local:
+            root.mkdir(mode=0o755, parents=True, exist_ok=True)
+        else:
+            commands.run(["mkdir", "-p", "-m", "755", str(root)], timeout=30)
+        facts = _on_host("host_facts")
         facts.update(self.markers.create())
-        facts["cgroup.version"] = cgroup_version()
+        facts["cgroup.version"] = cgroup_version(_on_host("cgroup_mode"))
         facts.update(derive(facts))
         self.host_facts = facts
 
@@ -178,7 +200,7 @@ class Harness:
             ["/bin/sh", IMAGE_PATH],
             env=env,
             hold_marker=END_MARKER,
-            read_host=lambda launched, pid: host.process_facts(pid),
+            read_host=lambda launched, pid: _process_facts(pid),
             timeout=PROBE_TIMEOUT_S,
         )
         result = execution.result
@@ -266,6 +288,8 @@ class Harness:
             request = Request.model_validate({**request.model_dump(), **control})
         if adapter is None:
             adapter = runtimes.get(runtime)
+        if self.unreachable:
+            return Verdict("error", self.unreachable, request=request)
 
         available = adapter.availability()
         if not available.available:
@@ -325,7 +349,8 @@ class Harness:
             if runtime not in deviation.runtimes:
                 continue
             wanted = deviation.when.get("cgroup_version")
-            if wanted is not None and wanted != cgroup_version():
+            version = str(self.host_facts.get("cgroup.version") or cgroup_version())
+            if wanted is not None and wanted != version:
                 continue
             return deviation
         return None
@@ -391,7 +416,7 @@ class Harness:
                     adapter, self.ctx, request, argv, timeout=check.timeout_s, stdin=check.stdin
                 )
                 exit_code, stdout = execution.result.exit_code, execution.result.stdout
-            after = {"hostname": host.host_facts()["hostname"]}
+            after = {"hostname": _on_host("host_facts")["hostname"]}
         result = execution.result
         view = execution.host_view
         if held and not view:
@@ -482,7 +507,7 @@ class Harness:
 
         def during(launched: Launched, pid: int) -> dict[str, str | list[str]]:
             time.sleep(stop.after_s)
-            view = host.process_facts(pid)
+            view = _process_facts(pid)
             began = time.monotonic()
             adapter.stop(self.ctx, launched, stop.grace_s)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -569,7 +594,7 @@ class Harness:
         def during(launched: Launched, pid: int) -> dict[str, str | list[str]]:
             if exec_spec is not None and exec_spec.wait:
                 output = adapter.exec_output(self.ctx, launched, exec_spec.argv)
-                return {**host.process_facts(pid), "exec.stdout": output}
+                return {**_process_facts(pid), "exec.stdout": output}
             if exec_spec is not None:
                 for number in range(1, exec_spec.count + 1):
                     # A refused exec is an observation: the runtime or the kernel
@@ -580,7 +605,7 @@ class Harness:
                         refused.append(
                             f"exec {number} of {exec_spec.count} refused: {_last_line(exc)}"
                         )
-            return host.process_facts(pid)
+            return _process_facts(pid)
 
         execution = execute(
             adapter,

@@ -1,4 +1,4 @@
-"""The ``isobench`` command: run, report, runtimes, doctor, clean, schema, ab and compare.
+"""The ``isobench`` command: run, report, merge, runtimes, doctor, clean, schema, ab and compare.
 
 Exit status: 0 when no check failed (skips and declared deviations are
 fine). 1 when a guarantee is broken (fail or xpass). 2 for a usage error.
@@ -10,6 +10,7 @@ negative control; a check that *passes* there counts as a broken check.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from isobench import __version__, images, journal, runlock, runtimes, trial
+from isobench import __version__, fleet, hosts, images, journal, merge, runlock, runtimes, trial
 from isobench.bench.samples import SAMPLES_FILE
 from isobench.bench.stats import write_summary
 from isobench.compare.cli import _add_ab_parser, _add_compare_parser, cmd_ab, cmd_compare
@@ -35,12 +36,12 @@ from isobench.errors import (
     UsageError,
 )
 from isobench.plugin import check_out_dir
+from isobench.probe import host as host_probe
 from isobench.results import (
     CONTROL_RUNTIME,
     OUTCOMES,
     RESULTS_FILE,
     RUN_FILE,
-    cgroup_mode,
     new_run_id,
     read_run,
 )
@@ -159,6 +160,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="With --bench: warm-up rounds, run first and left out of the statistics (default: 2).",
     )
     run.add_argument(
+        "-n",
+        "--workers",
+        dest="workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Spread the checks over N processes (pytest-xdist); the outcomes are those of a "
+        "serial run. Benchmarks refuse it.",
+    )
+    run.add_argument(
+        "--hosts",
+        action="append",
+        default=[],
+        metavar="SPEC[,SPEC...]",
+        help="Check these machines instead of this one, each as a testinfra host spec "
+        "(ssh://[USER@]HOST[:PORT][?ssh_config=FILE&ssh_identity_file=FILE], local://); "
+        "repeatable. Each host gets a run directory of its own, and the report joins them.",
+    )
+    run.add_argument(
+        "--host",
+        default=None,
+        metavar="SPEC",
+        help=argparse.SUPPRESS,  # one host of --hosts, in the process that --hosts starts
+    )
+    run.add_argument(
         "--pytest-arg",
         action="append",
         default=[],
@@ -174,6 +200,36 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="DIR",
         help="Where to write the report (default: the run directory).",
+    )
+
+    merging = commands.add_parser(
+        "merge",
+        help="Join run directories from several hosts or days into one, and render its report.",
+        description="Copy every record of each RUN_DIR into one new run directory and render "
+        "its report, as 'isobench report' does. Each run is labelled by its host: the host "
+        "label that a remote run recorded, or the host name of a local run. Runs of one host "
+        "are distinguished by their start time, such as 'node1 (20261205T1210)'. With more than "
+        "one label, each runtime becomes 'RUNTIME @ HOST', so the matrix has one column per "
+        "host and runtime, and results.csv has host and source_runtime columns. The report "
+        "gets an Environments table with each host's kernel, OS, cgroup mode and CPUs. "
+        "posture.jsonl and samples.jsonl are merged the same way, and each benchmark ratio "
+        "uses the native floor of its own host. Other files are left out and listed in the "
+        "report. A run that is still running is merged with a warning.",
+    )
+    merging.add_argument(
+        "run_dirs",
+        nargs="+",
+        type=Path,
+        metavar="RUN_DIR",
+        help="A run directory that 'isobench run' wrote (it contains run.json).",
+    )
+    merging.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="The merged run directory to write; it must not contain a run "
+        "(default: reports/merged/RUN_ID).",
     )
 
     listing = commands.add_parser(
@@ -254,6 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "merge":
+            return cmd_merge(args)
         if args.command == "runtimes":
             return cmd_runtimes(args)
         if args.command == "doctor":
@@ -287,6 +345,11 @@ def _choose_runtimes(args: argparse.Namespace) -> list[str]:
         runtimes.get(name)  # raises UnknownRuntimeError
     if args.runtime:
         return list(dict.fromkeys(args.runtime))
+    problem = hosts.current().reachable()
+    if problem:
+        raise UsageError(
+            f"{problem}; with --runtime NAME the run records an error for each check there"
+        )
     chosen = []
     for name in runtimes.names():
         if name == CONTROL_RUNTIME and not args.all:
@@ -299,6 +362,60 @@ def _choose_runtimes(args: argparse.Namespace) -> list[str]:
     if not chosen:
         raise UsageError("no runtime is available here; run 'isobench doctor' to see why")
     return chosen
+
+
+def _run_fleet(args: argparse.Namespace, specs: list[str]) -> int:
+    """Run the suites on every host of ``--hosts`` and write one report that joins them."""
+    if args.bench:
+        raise UsageError(
+            "benchmarks run on the machine that runs isobench only: remove --hosts, and run "
+            "'isobench run --bench' on each host to compare them with 'isobench merge'"
+        )
+    link = None
+    out = args.out
+    if out is None:
+        out = Path("reports") / "runs" / new_run_id()
+        link = Path("reports") / "latest"
+    out = out.resolve()
+    check_out_dir(out)
+    merged, problems = fleet.run_hosts(specs, _run_argv(args), out)
+    for line in problems:
+        print(f"isobench: {line}", file=sys.stderr)
+    if link is not None:
+        _point_latest(link, merged)
+    from isobench.report import render
+
+    written = render(merged)
+    _print_outcome(merged)
+    print(f"run directory: {merged} (one per host in {merged / 'hosts'})")
+    print(f"report: {written['index.html']}")
+    print(f"summary: {written['summary.md']}")
+    print(f"JUnit XML: {written['junit.xml']}")
+    _report_to_github(merged, written["summary.md"])
+    if problems:
+        return EXIT_ERROR
+    return EXIT_OK if args.no_gate else _exit_status(merged)
+
+
+def _run_argv(args: argparse.Namespace) -> list[str]:
+    """Return the arguments of ``isobench run`` that each host's run repeats: all of this
+    one's but --hosts and --out."""
+    argv: list[str] = []
+    for name in args.runtime:
+        argv += ["--runtime", name]
+    if args.all:
+        argv.append("--all")
+    for name in args.suite:
+        argv += ["--suite", name]
+    if args.suites_dir is not None:
+        argv += ["--suites-dir", str(args.suites_dir.resolve())]
+    if args.keyword:
+        argv += ["-k", args.keyword]
+    if args.workers is not None:
+        argv += ["-n", str(args.workers)]
+    for value in args.pytest_arg:
+        argv.append(f"--pytest-arg={value}")
+    return argv
 
 
 def _bench_paths(args: argparse.Namespace) -> list[Path]:
@@ -322,6 +439,38 @@ def _bench_paths(args: argparse.Namespace) -> list[Path]:
 def cmd_run(args: argparse.Namespace) -> int:
     if (args.rounds is not None or args.warmup is not None) and not args.bench:
         raise UsageError("--rounds and --warmup go with --bench")
+    if args.workers is not None:
+        if args.bench:
+            raise UsageError("benchmarks never run in parallel: remove -n")
+        if args.workers < 1:
+            raise UsageError(f"-n takes a number of processes of 1 or more (got {args.workers})")
+        if importlib.util.find_spec("xdist") is None:
+            raise UsageError("-n needs pytest-xdist: pip install 'pytest-xdist>=3.5'")
+    specs = [spec.strip() for value in args.hosts for spec in value.split(",") if spec.strip()]
+    if specs:
+        if args.host:
+            raise UsageError("--host is set by --hosts; give one of them")
+        return _run_fleet(args, specs)
+    if args.host:
+        if args.bench:
+            raise UsageError(
+                f"benchmarks run on the machine that runs isobench only, not {args.host}: "
+                "the connection would be part of every time measured"
+            )
+        host = hosts.Host(args.host)
+        hosts.use(host)
+        runtimes.reset()
+        try:
+            return _run_here(args)
+        finally:
+            host.close()
+            hosts.use(hosts.LOCAL)
+            runtimes.reset()
+    return _run_here(args)
+
+
+def _run_here(args: argparse.Namespace) -> int:
+    """Run the suites or the benchmarks on the run's host."""
     if args.bench:
         return _run(args, _bench_paths(args), args.bench_dir or Path("benchmarks"))
     suites_dir = args.suites_dir or _default_suites_dir()
@@ -350,15 +499,18 @@ def _run(args: argparse.Namespace, paths: list[Path], root: Path) -> int:
             raise UsageError(
                 "benchmarks need a container runtime: the host is measured natively in each one"
             )
-    lock = runlock.RunLock(exclusive=args.bench)
-    lock.acquire()
+    # The run lock is this machine's: a run of another host leaves it to other runs here.
+    lock = runlock.RunLock(exclusive=args.bench) if hosts.current().is_local else None
+    if lock is not None:
+        lock.acquire()
     # What runs killed with SIGKILL left is removed first; runs still alive are left alone.
     for line in journal.clean_stale():
         log.warning("earlier run: %s", line)
     try:
         return _run_locked(args, paths, root, chosen)
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 def _run_locked(args: argparse.Namespace, paths: list[Path], root: Path, chosen: list[str]) -> int:
@@ -394,6 +546,10 @@ def _run_locked(args: argparse.Namespace, paths: list[Path], root: Path, chosen:
             pytest_args += ["--isobench-warmup", str(args.warmup)]
     for name in chosen:
         pytest_args += ["--runtime", name]
+    if not hosts.current().is_local:
+        pytest_args += ["--isobench-host", hosts.current().spec]
+    if args.workers is not None:
+        pytest_args += ["-n", str(args.workers)]
     if args.keyword:
         pytest_args += ["-k", args.keyword]
     pytest_args += args.pytest_arg
@@ -521,6 +677,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from isobench.report import render
+
+    argv = ["isobench", "merge", *(str(path) for path in args.run_dirs)]
+    if args.out is not None:
+        argv += ["--out", str(args.out)]
+    out = merge.merge_runs(args.run_dirs, args.out, argv=argv)
+    written = render(out)
+    print(f"merged run directory: {out}")
+    for name, path in written.items():
+        print(f"{name}: {path}")
+    return EXIT_OK
+
+
 def cmd_runtimes(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     for name, source in runtimes.sources().items():
@@ -637,7 +807,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         ("tar", "tar"),
     ):
         report(shutil.which(tool) is not None, f"'{tool}' on PATH", f"apt-get install {package}")
-    print(f"[info] cgroup mode: {cgroup_mode()}")
+    print(f"[info] cgroup mode: {host_probe.cgroup_mode()}")
 
     newer = shutil.which("docker")
     if newer and newer != "/usr/bin/docker" and Path("/usr/bin/docker").exists():

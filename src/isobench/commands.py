@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from isobench import hosts
 from isobench.errors import CommandFailed, CommandTimeout
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,10 @@ def run(
     env: Mapping[str, str] | None = None,
     hint: str = "",
     output_to_files: bool = False,
+    host: hosts.Host | None = None,
 ) -> Completed:
-    """Run ``argv`` to completion and return what it printed.
+    """Run ``argv`` to completion on ``host`` (the run's host by default) and return
+    what it printed.
 
     Raises CommandTimeout when it runs past ``timeout`` seconds (the process
     is killed), and CommandFailed on a non-zero exit when ``check`` is set.
@@ -49,14 +52,29 @@ def run(
     pipes, for commands that leave a child holding their stdout (``runc exec
     --detach``): with pipes, reading would wait for that child to end.
     """
-    if output_to_files:
-        return _run_with_files(argv, timeout=timeout, check=check, env=env, hint=hint)
     args = [str(a) for a in argv]
+    target = host or hosts.current()
+    if not target.is_local:
+        return _run_remote(target, args, timeout, check, input_text, env, hint, output_to_files)
+    if output_to_files:
+        return _run_with_files(args, timeout=timeout, check=check, env=env, hint=hint)
     full_env = None
     if env is not None:
         full_env = dict(os.environ)
         full_env.update(env)
+    return _run_local(args, args, timeout, check, input_text, full_env, hint)
 
+
+def _run_local(
+    args: list[str],
+    shown: list[str],
+    timeout: float,
+    check: bool,
+    input_text: str | None,
+    full_env: dict[str, str] | None,
+    hint: str,
+) -> Completed:
+    """Run ``args`` here; errors and the result name ``shown``."""
     started = time.monotonic()
     try:
         proc = subprocess.run(
@@ -71,16 +89,52 @@ def run(
     except subprocess.TimeoutExpired as exc:
         stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
         log.debug("timed out after %.1fs: %s", timeout, shlex.join(args))
-        raise CommandTimeout(args, timeout, stderr) from None
+        raise CommandTimeout(shown, timeout, stderr) from None
     except FileNotFoundError:
         log.debug("not found: %s", shlex.join(args))
-        raise CommandFailed(args, 127, "", f"{args[0]}: command not found", hint) from None
+        raise CommandFailed(shown, 127, "", f"{args[0]}: command not found", hint) from None
     duration = time.monotonic() - started
 
     log.debug("exit %d in %.3fs: %s", proc.returncode, duration, shlex.join(args))
-    result = Completed(args, proc.returncode, proc.stdout, proc.stderr, duration)
+    result = Completed(shown, proc.returncode, proc.stdout, proc.stderr, duration)
     if check and proc.returncode != 0:
-        raise CommandFailed(args, proc.returncode, proc.stdout, proc.stderr, hint)
+        raise CommandFailed(shown, proc.returncode, proc.stdout, proc.stderr, hint)
+    return result
+
+
+#: Seconds that a command on another host gets beyond its own time limit, for the connection.
+REMOTE_GRACE_S = 15.0
+
+
+def _run_remote(
+    host: hosts.Host,
+    args: list[str],
+    timeout: float,
+    check: bool,
+    input_text: str | None,
+    env: Mapping[str, str] | None,
+    hint: str,
+    output_to_files: bool,
+) -> Completed:
+    """Run ``args`` on another host within ``timeout`` seconds. The host's timeout(1)
+    ends the command there, where ending the local client would not; results and
+    errors name the command with the host in front."""
+    shown = [f"{host.label}:", *args]
+    limited = ["timeout", "--kill-after=5", f"{timeout:g}", *args]
+    local = host.command(limited, env=env)
+    if output_to_files:
+        result = _run_with_files(
+            local, timeout=timeout + REMOTE_GRACE_S, check=False, env=None, hint=hint
+        )
+        result.argv = shown
+    else:
+        result = _run_local(local, shown, timeout + REMOTE_GRACE_S, False, input_text, None, hint)
+    if result.returncode in (124, 137) and result.duration_s >= timeout:
+        raise CommandTimeout(shown, timeout, result.stderr)
+    if result.returncode == 255 and not result.stdout:
+        hint = f"{host.spec} could not be reached through ssh. {hint}".strip()
+    if check and result.returncode != 0:
+        raise CommandFailed(shown, result.returncode, result.stdout, result.stderr, hint)
     return result
 
 

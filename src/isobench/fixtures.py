@@ -17,13 +17,15 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from isobench import commands
+from isobench import commands, hosts
 from isobench.errors import HarnessError
 from isobench.journal import Entry, Journal
+from isobench.probe import host as host_probe
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,8 @@ class HostMarkers:
     def create(self) -> dict[str, str | list[str]]:
         """Make every marker and return the host facts that name them."""
         tag = f"isobench-marker-{self.run_id}"
+        if not hosts.current().is_local:
+            return self._create_elsewhere(tag)
 
         sleep = shutil.which("sleep") or "/bin/sleep"
         # pkill matches the whole command line, which carries the run id, so a
@@ -124,10 +128,79 @@ class HostMarkers:
 
         return self.facts
 
+    def _create_elsewhere(self, tag: str) -> dict[str, str | list[str]]:
+        """Make the same markers on the run's host when it is another machine: through
+        commands, and the host's python3 for the listener and the shared memory."""
+        host = hosts.current()
+        # pkill matches the whole command line, which carries the run id.
+        self.journal.record(
+            "process",
+            f"{tag} 3600",
+            ["pkill", "--full", "--exact", f"{tag} 3600"],
+            absent_status=(1,),
+        )
+        rename = "import os, sys; os.execvp('sleep', sys.argv[1:])"
+        detach = 'setsid -f "$@" </dev/null >/dev/null 2>&1'
+        commands.run(["sh", "-c", detach, "sh", "python3", "-c", rename, tag, "3600"], timeout=30)
+        self.facts["marker.process"] = f"{tag} 3600"
+
+        marker_file = self.base / f"{tag}.file"
+        self.journal.record("file", str(marker_file), ["rm", "-f", str(marker_file)])
+        commands.run(["sh", "-c", 'echo "isobench marker" > "$1"', "sh", str(marker_file)])
+        self.facts["marker.file"] = str(marker_file)
+
+        mount_point = self.base / f"{tag}.mnt"
+        self.journal.record(
+            "directory", str(mount_point), ["rmdir", str(mount_point)], absent=("No such file",)
+        )
+        commands.run(["mkdir", "-p", str(mount_point)], timeout=30)
+        self.journal.record(
+            "mount",
+            str(mount_point),
+            ["umount", str(mount_point)],
+            absent=("not mounted", "no mount point"),
+        )
+        commands.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "isobench", str(mount_point)],
+            timeout=30,
+            hint="The mount marker needs root.",
+        )
+        self.facts["marker.mount"] = str(mount_point)
+
+        key = self._shm_key()
+        problem = host.call(host_probe, "make_shm", key)
+        if problem:
+            raise HarnessError(f"shmget(key={key:#x}) on {host.label} failed: {problem}")
+        self.facts["marker.shm_key"] = str(key)
+        self.facts["marker.bind_dir"] = self._make_bind_tree(self.base / f"{tag}.bind")
+
+        port_file = self.base / f"{tag}.port"
+        self.journal.record("file", str(port_file), ["rm", "-f", str(port_file)])
+        listener_tag = f"{tag}.listener"
+        self.journal.record(
+            "process", listener_tag, hosts.pkill_argv(listener_tag), absent_status=(1,)
+        )
+        host.spawn(host_probe, "serve_loopback", str(port_file), 3600, tag=listener_tag)
+        self.facts["listener.port"] = self._read_port(port_file)
+        return self.facts
+
+    @staticmethod
+    def _read_port(port_file: Path) -> str:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            done = commands.run(["cat", str(port_file)], timeout=30, check=False)
+            if done.returncode == 0 and done.stdout.strip().isdigit():
+                return done.stdout.strip()
+            time.sleep(0.2)
+        raise HarnessError(f"the loopback listener on {hosts.current().label} did not start")
+
+    def _shm_key(self) -> int:
+        return zlib.crc32(self.run_id.encode()) & 0x7FFFFFFF or 1
+
     def _make_bind_tree(self, top: Path) -> str:
         """Make a directory with a writable tmpfs on its subdirectory 'sub', for bind checks."""
         self.journal.record("directory", str(top), ["rm", "-rf", "--one-file-system", str(top)])
-        (top / "sub").mkdir(parents=True, exist_ok=True)
+        commands.run(["mkdir", "-p", str(top / "sub")], timeout=30)
         self.journal.record(
             "mount",
             str(top / "sub"),
@@ -143,7 +216,7 @@ class HostMarkers:
 
     def _make_shm(self) -> str:
         """Make a SysV shared memory segment with a key derived from the run id."""
-        key = zlib.crc32(self.run_id.encode()) & 0x7FFFFFFF or 1
+        key = self._shm_key()
         self.journal.record(
             "shm",
             f"{key:#x}",
@@ -169,20 +242,21 @@ class HostMarkers:
         not undo another run's deliberate change. The list yielded receives the
         changed name, if any.
         """
-        before = socket.gethostname()
+        host = hosts.current()
+        before = str(host.call(host_probe, "system")["hostname"])
         entry = self.journal.record("hostname", before, ["hostname", before])
         changed: list[str] = []
         try:
             yield changed
         finally:
-            current = socket.gethostname()
+            current = str(host.call(host_probe, "system")["hostname"])
             if current != before:
                 log.warning(
                     "the host's hostname changed to %r during a check; restoring %r",
                     current,
                     before,
                 )
-                socket.sethostname(before)
+                commands.run(["hostname", before], timeout=30)
                 changed.append(current)
             self.journal.released(entry)
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from isobench import commands
+from isobench import commands, hosts
 from isobench.errors import CommandFailed, IsobenchError
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,8 @@ class Entry:
     """Substrings of the removal's stderr that mean the resource is already gone."""
     absent_status: tuple[int, ...] = ()
     """Exit statuses of the removal that mean the resource is already gone."""
+    host: str = hosts.LOCAL_SPEC
+    """The machine the resource is on, as a testinfra host spec."""
 
 
 class Journal:
@@ -56,11 +58,19 @@ class Journal:
         base = directory if directory is not None else state_dir() / "journal"
         base.mkdir(parents=True, exist_ok=True)
         self.path = base / f"{run_id}.jsonl"
+        #: Every resource of the journal is on the machine that the run checks.
+        self.host = hosts.current().spec
         self._lock = threading.Lock()
         self._live: dict[str, Entry] = {}
         self._order: list[str] = []
         self._write(
-            {"op": "open", "pid": os.getpid(), "run_dir": str(run_dir or ""), "time": time.time()}
+            {
+                "op": "open",
+                "pid": os.getpid(),
+                "run_dir": str(run_dir or ""),
+                "host": self.host,
+                "time": time.time(),
+            }
         )
 
     def _write(self, record: dict[str, object]) -> None:
@@ -81,7 +91,14 @@ class Journal:
         """Write a resource to the journal before it is created; return its entry."""
         key = f"{kind}:{runtime}:{name}"
         entry = Entry(
-            key, kind, name, [str(a) for a in remove], runtime, tuple(absent), tuple(absent_status)
+            key,
+            kind,
+            name,
+            [str(a) for a in remove],
+            runtime,
+            tuple(absent),
+            tuple(absent_status),
+            self.host,
         )
         self._write(
             {
@@ -145,12 +162,31 @@ class Journal:
 
 def remove_entry(entry: Entry, timeout: float = 60.0) -> None:
     """Run an entry's removal command; a resource that is already gone counts as removed."""
-    result = commands.run(entry.remove, timeout=timeout, check=False)
+    result = commands.run(entry.remove, timeout=timeout, check=False, host=_host(entry.host))
     if result.returncode == 0 or result.returncode in entry.absent_status:
         return
     if any(marker in result.stderr for marker in entry.absent):
         return
     raise CommandFailed(result.argv, result.returncode, result.stdout, result.stderr)
+
+
+_hosts: dict[str, hosts.Host] = {}
+
+
+def _host(spec: str) -> hosts.Host:
+    """Return the host of a resource: the run's own, or one reached for 'isobench clean'."""
+    if spec == hosts.current().spec:
+        return hosts.current()
+    if spec not in _hosts:
+        _hosts[spec] = hosts.Host(spec)
+    return _hosts[spec]
+
+
+def close_hosts() -> None:
+    """End the connections that removing the resources of other hosts opened."""
+    for host in _hosts.values():
+        host.close()
+    _hosts.clear()
 
 
 def _pid_alive(pid: int) -> bool:
@@ -196,6 +232,7 @@ def stale_entries(directory: Path | None = None) -> dict[Path, list[Entry]]:
         return found
     for path in sorted(base.glob("*.jsonl")):
         owner = None
+        host = hosts.LOCAL_SPEC
         live: dict[str, Entry] = {}
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
@@ -204,6 +241,7 @@ def stale_entries(directory: Path | None = None) -> dict[Path, list[Entry]]:
                 continue  # a line cut short by the kill
             if record.get("op") == "open":
                 owner = record.get("pid")
+                host = str(record.get("host") or hosts.LOCAL_SPEC)
             elif record.get("op") == "create":
                 live[record["key"]] = Entry(
                     record["key"],
@@ -213,6 +251,7 @@ def stale_entries(directory: Path | None = None) -> dict[Path, list[Entry]]:
                     record.get("runtime", ""),
                     tuple(record.get("absent", ())),
                     tuple(record.get("absent_status", ())),
+                    host,
                 )
             elif record.get("op") == "release":
                 live.pop(record["key"], None)
@@ -298,12 +337,15 @@ def clean_stale(directory: Path | None = None, dry_run: bool = False) -> list[st
             lines += _kill_clients(path.stem)
         left = []
         for entry in reversed(entries):
+            where = "" if entry.host == hosts.LOCAL_SPEC else f" on {entry.host}"
             if dry_run:
-                lines.append(f"would remove {entry.kind} {entry.name}: {shlex.join(entry.remove)}")
+                lines.append(
+                    f"would remove {entry.kind} {entry.name}{where}: {shlex.join(entry.remove)}"
+                )
                 continue
             try:
                 remove_entry(entry)
-                lines.append(f"removed {entry.kind} {entry.name}")
+                lines.append(f"removed {entry.kind} {entry.name}{where}")
             except IsobenchError as exc:
                 left.append(entry)
                 lines.append(f"could not remove {entry.kind} {entry.name}: {exc}")
@@ -311,4 +353,5 @@ def clean_stale(directory: Path | None = None, dry_run: bool = False) -> list[st
             _mark_killed(_owner(path)[1])
         if not dry_run and not left:
             path.unlink(missing_ok=True)
+    close_hosts()
     return lines

@@ -22,13 +22,14 @@ from typing import Any
 
 import pytest
 
-from isobench import runlock, runtimes
+from isobench import hosts, runlock, runtimes
 from isobench.bench.samples import SampleWriter
 from isobench.checks import Harness, StopExamples, Verdict, to_record
 from isobench.errors import IsobenchError, SuiteError, UsageError
 from isobench.results import RESULTS_FILE, Record, RunDirectory, new_run_id
 from isobench.runlock import RunLock
 from isobench.runtimes import capabilities
+from isobench.runtimes.base import Availability
 from isobench.spec.loader import LoadedCheck, load_suite
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="DIR",
         default=None,
         help="Run directory for run.json and results.jsonl (default: reports/runs/RUN_ID).",
+    )
+    group.addoption(
+        "--isobench-host",
+        metavar="SPEC",
+        default=None,
+        help="The machine to check, as a testinfra host spec: local:// (the default) or "
+        "ssh://[USER@]HOST[:PORT][?ssh_config=FILE&ssh_identity_file=FILE].",
     )
     group.addoption(
         "--isobench-bench",
@@ -110,6 +118,20 @@ class IsobenchSession:
                 "benchmarks never run in parallel: remove -n (pytest-xdist) from the arguments"
             )
         self.lock: RunLock | None = None
+        self.worker: str | None = getattr(config, "workerinput", {}).get("workerid")
+        parallel = config.getoption("numprocesses", None) or 0
+        #: With pytest-xdist, the controller writes the run directory and the workers run
+        #: the checks, each with a harness of its own.
+        self.controller = bool(parallel) and self.worker is None
+        spec = config.getoption("isobench_host") or os.environ.get("ISOBENCH_HOST")
+        self.host = hosts.Host(spec) if spec else hosts.LOCAL
+        if not self.host.is_local and self.bench:
+            raise UsageError(
+                f"benchmarks run on the machine that runs isobench only, not {self.host.spec}: "
+                "a connection would be part of every time measured"
+            )
+        self._host_problem: str | None = None
+        self._previous_host = hosts.LOCAL
 
     @property
     def runtime_names(self) -> list[str]:
@@ -131,36 +153,77 @@ class IsobenchSession:
     def ensure_started(self) -> Harness:
         """Create the run directory and harness when the first check needs them."""
         if self.harness is None:
-            # The CLI takes the run lock before pytest starts; workers of pytest-xdist
-            # share their controller's.
-            if runlock.held() is None and not hasattr(self.config, "workerinput"):
-                self.lock = RunLock(exclusive=self.bench)
-                self.lock.acquire()
-            self.run_dir = RunDirectory(self.out_dir, self.run_id)
-            self.run_dir.start(sys.argv, self.suites)
-            for name in self.runtime_names:
-                info = runtimes.get(name).availability()
-                self.run_dir.set_runtime(
-                    name,
-                    {
-                        "available": info.available,
-                        "version": info.version,
-                        "reason": info.reason,
-                        "hint": info.hint,
-                        "details": info.details,
-                        "family": runtimes.get(name).family,
-                        "requests": capabilities.expressed(runtimes.get(name)),
-                    },
-                )
-                if not info.available:
-                    log.warning("runtime %s is not available: %s", name, info.reason)
-            self.harness = Harness(self.run_id, self.out_dir)
-            log.info("run directory: %s", self.out_dir)
+            self.ensure_run_directory()
+            # Each worker of pytest-xdist has a harness of its own, whose containers,
+            # markers and journal carry the worker's name beside the run id.
+            harness_id = self.run_id if self.worker is None else f"{self.run_id}-{self.worker}"
+            self.harness = Harness(harness_id, self.out_dir, unreachable=self._host_problem)
         return self.harness
+
+    def ensure_run_directory(self) -> None:
+        """Take the run lock and write run.json, once, in the process that owns the run
+        directory (the only one, or the controller of pytest-xdist's workers)."""
+        if self.run_dir is not None or self.worker is not None:
+            if self.worker is not None and self._host_problem is None:
+                self._host_problem = self.host.reachable()
+            return
+        # The CLI takes the run lock before pytest starts; workers of pytest-xdist
+        # share their controller's. A run of another host leaves this one's alone.
+        if runlock.held() is None and self.host.is_local:
+            self.lock = RunLock(exclusive=self.bench)
+            self.lock.acquire()
+        self._host_problem = self.host.reachable()
+        self.run_dir = RunDirectory(self.out_dir, self.run_id)
+        host = {"spec": self.host.spec, "label": self.host.label}
+        unreached = {"error": self._host_problem} if self._host_problem else None
+        self.run_dir.start(sys.argv, self.suites or self._named_suites(), host, unreached)
+        for name in self.runtime_names:
+            if self._host_problem:
+                info = Availability(False, reason=self._host_problem)
+            else:
+                info = runtimes.get(name).availability()
+            self.run_dir.set_runtime(
+                name,
+                {
+                    "available": info.available,
+                    "version": info.version,
+                    "reason": info.reason,
+                    "hint": info.hint,
+                    "details": info.details,
+                    "family": runtimes.get(name).family,
+                    "requests": capabilities.expressed(runtimes.get(name)),
+                },
+            )
+            if not info.available:
+                log.warning("runtime %s is not available: %s", name, info.reason)
+        log.info("run directory: %s", self.out_dir)
+
+    def _named_suites(self) -> list[dict[str, Any]]:
+        """Return the YAML suites named on the command line, for a controller of workers,
+        which collects nothing itself."""
+        found = []
+        for arg in self.config.args:
+            path = Path(arg.split("::")[0])
+            for candidate in sorted(path.glob("*.y*ml")) if path.is_dir() else [path]:
+                if candidate.suffix not in (".yaml", ".yml"):
+                    continue
+                try:
+                    loaded = load_suite(candidate)
+                except SuiteError:
+                    continue
+                found.append(
+                    {"name": loaded.name, "path": str(candidate), "checks": len(loaded.checks)}
+                )
+        return found
 
     # -- hooks -----------------------------------------------------------
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self._previous_host = hosts.use(self.host)
+        # Adapters made before (an earlier session in this process) belong to that host.
+        runtimes.reset()
+        if self.controller:
+            self.ensure_run_directory()
         # The handlers note the interrupt before raising it: a second signal can arrive
         # while pytest handles the first, before it has recorded the exit status.
         self._old_sigint = signal.signal(signal.SIGINT, self._on_signal)
@@ -234,6 +297,8 @@ class IsobenchSession:
                 log.warning("could not remove: %s; run 'isobench clean'", ", ".join(left))
         if self.lock is not None:
             self.lock.release()
+        self.host.close()
+        hosts.use(self._previous_host)
         if self.run_dir is not None:
             if interrupted:
                 status = "interrupted"

@@ -27,12 +27,26 @@ def _engine_containers(binary: str, run_id: str) -> list[str]:
     if not Path(binary).exists():
         return []
     listed = subprocess.run(
-        [binary, "ps", "-a", "--filter", f"label=isobench.run={run_id}", "--format", "{{.Names}}"],
+        [
+            binary,
+            "ps",
+            "-a",
+            "--filter",
+            "label=isobench.run",
+            "--format",
+            "{{.Names}}",
+        ],
         capture_output=True,
         text=True,
         timeout=60,
     )
-    return listed.stdout.split()
+    return _labelled(listed.stdout, run_id)
+
+
+def _labelled(listing: str, run_id: str) -> list[str]:
+    """Return the names of a listing of labelled objects that carry the run id: names
+    of a worker of pytest-xdist carry it too, with the worker's name after it."""
+    return [name for name in listing.split() if run_id in name]
 
 
 def _engine_networks(binary: str, run_id: str) -> list[str]:
@@ -44,7 +58,7 @@ def _engine_networks(binary: str, run_id: str) -> list[str]:
             "network",
             "ls",
             "--filter",
-            f"label=isobench.run={run_id}",
+            "label=isobench.run",
             "--format",
             "{{.Name}}",
         ],
@@ -52,7 +66,7 @@ def _engine_networks(binary: str, run_id: str) -> list[str]:
         text=True,
         timeout=60,
     )
-    return listed.stdout.split()
+    return _labelled(listed.stdout, run_id)
 
 
 def _oci_containers(runtime: str, state: Path, run_id: str) -> list[str]:

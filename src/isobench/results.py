@@ -7,11 +7,7 @@ The field names below are a stable contract that reports and other tools read.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import platform
-import socket
 import threading
 import time
 import uuid
@@ -21,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import isobench
+from isobench import hosts
 from isobench.errors import UsageError
+from isobench.probe import host as host_probe
+from isobench.probe.host import cgroup_mode
 
 RUN_FILE = "run.json"
 RESULTS_FILE = "results.jsonl"
@@ -52,6 +51,12 @@ class Record:
     control: str = ""
     #: The runtime is a declared negative control of the check, so it should fail here.
     expected_to_fail: bool = False
+    #: The label of the host that the record comes from. Set by ``isobench merge``,
+    #: empty in a run that was not merged.
+    host: str = ""
+    #: In a merged run, the runtime as the source run named it. ``runtime`` is then
+    #: "RUNTIME @ HOST" when the merged run has more than one host.
+    source_runtime: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -62,46 +67,15 @@ def new_run_id() -> str:
     return f"{stamp}-{uuid.uuid4().hex[:6]}"
 
 
-def cgroup_mode(root: Path = Path("/sys/fs/cgroup")) -> str:
-    """Return 'v2', 'hybrid' (v1 with a unified hierarchy mounted) or 'v1'."""
-    if (root / "cgroup.controllers").exists():
-        return "v2"
-    if (root / "unified" / "cgroup.controllers").exists():
-        return "hybrid"
-    return "v1"
-
-
 def cgroup_version(mode: str | None = None) -> str:
     """Return '2' on a unified host and '1' otherwise, as engines count a hybrid host."""
     return "2" if (mode or cgroup_mode()) == "v2" else "1"
 
 
-def machine_id(path: Path = Path("/etc/machine-id")) -> str | None:
-    """Return a hash of the host's machine id: it differs between machines but hides the id.
-
-    Returns None when the file is missing or empty (some containers and minimal images).
-    """
-    try:
-        text = path.read_text().strip()
-    except OSError:
-        return None
-    if not text:
-        return None
-    return hashlib.sha256(b"isobench:" + text.encode()).hexdigest()[:16]
-
-
 def environment() -> dict[str, Any]:
-    """Describe the host that a run happens on."""
-    load = os.getloadavg()
+    """Describe the host that a run checks, as read on that host."""
     return {
-        "hostname": socket.gethostname(),
-        "machine_id": machine_id(),
-        "kernel": platform.release(),
-        "os": platform.platform(),
-        "cgroup_mode": cgroup_mode(),
-        "cpu_count": os.cpu_count(),
-        "load_avg": [round(x, 2) for x in load],
-        "python": platform.python_version(),
+        **hosts.current().call(host_probe, "system"),
         "isobench_version": isobench.__version__,
     }
 
@@ -123,7 +97,16 @@ class RunDirectory:
     def results_path(self) -> Path:
         return self.path / RESULTS_FILE
 
-    def start(self, argv: list[str], suites: list[dict[str, Any]]) -> None:
+    def start(
+        self,
+        argv: list[str],
+        suites: list[dict[str, Any]],
+        host: dict[str, str] | None = None,
+        host_environment: dict[str, Any] | None = None,
+    ) -> None:
+        """Write run.json for a new run; ``host`` names the machine it checks (spec and
+        label) and ``host_environment`` replaces what is read there, for a host that
+        could not be reached."""
         if self.results_path.exists() and self.results_path.stat().st_size > 0:
             raise UsageError(
                 f"{self.path} already contains a run ({RESULTS_FILE}); "
@@ -136,7 +119,8 @@ class RunDirectory:
             "started": datetime.now(UTC).isoformat(),
             "ended": None,
             "argv": argv,
-            "environment": environment(),
+            "host": host or {"spec": hosts.LOCAL_SPEC, "label": hosts.LOCAL.label},
+            "environment": host_environment if host_environment is not None else environment(),
             "suites": suites,
             "runtimes": {},
             "counts": self.counts,

@@ -84,6 +84,17 @@ class ResultLine(BaseModel):
         "There fail is the expected outcome, and pass means that the check cannot detect a "
         "missing guarantee.",
     )
+    host: str = Field(
+        default="",
+        description="The label of the host that the record comes from, set by isobench merge. "
+        "Empty in a run that was not merged.",
+    )
+    source_runtime: str = Field(
+        default="",
+        description="In a merged run, the runtime as the source run named it. runtime is then "
+        "'RUNTIME @ HOST' when the merged run has more than one host. Empty in a run that was "
+        "not merged.",
+    )
 
 
 def results_schema() -> dict[str, Any]:

@@ -577,6 +577,8 @@ def full_record() -> Record:
         notes=["stdout cut at 4 Mi characters"],
         control="no cap_drop",
         expected_to_fail=True,
+        host="root@10.0.0.2",
+        source_runtime="docker+runsc",
     )
 
 

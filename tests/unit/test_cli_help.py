@@ -6,7 +6,7 @@ import pytest
 
 from isobench.cli import main
 
-COMMANDS = ("run", "report", "runtimes", "doctor", "schema", "ab", "compare", "clean")
+COMMANDS = ("run", "report", "merge", "runtimes", "doctor", "schema", "ab", "compare", "clean")
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -7,7 +7,11 @@ own /proc).
 
 from __future__ import annotations
 
+import hashlib
 import os
+import platform
+import resource
+import shutil
 import socket
 from pathlib import Path
 
@@ -135,3 +139,94 @@ def block_device(path: Path, sys_dev_block: Path = Path("/sys/dev/block")) -> tu
         if line.startswith("DEVNAME="):
             name = line.split("=", 1)[1]
     return f"/dev/{name}", major, minor
+
+
+def program(name: str) -> str | None:
+    """Return the path of the program ``name`` (on PATH, or a path that exists), or None."""
+    found = shutil.which(name)
+    if found is None and "/" in name and os.path.exists(name):
+        return name
+    return found
+
+
+def hard_limits(pid_max_file: Path = Path("/proc/sys/kernel/pid_max")) -> dict[str, int]:
+    """Return this process's hard limits of open files and of processes (-1 for no limit),
+    and the kernel's pid_max (32768 when unreadable)."""
+    found = {}
+    for name, which in (("nofile", resource.RLIMIT_NOFILE), ("nproc", resource.RLIMIT_NPROC)):
+        hard = resource.getrlimit(which)[1]
+        found[name] = -1 if hard == resource.RLIM_INFINITY else hard
+    try:
+        found["pid_max"] = int(pid_max_file.read_text())
+    except (OSError, ValueError):
+        found["pid_max"] = 32768
+    return found
+
+
+def cgroup_mode(root: Path = Path("/sys/fs/cgroup")) -> str:
+    """Return 'v2', 'hybrid' (v1 with a unified hierarchy mounted) or 'v1'."""
+    if (root / "cgroup.controllers").exists():
+        return "v2"
+    if (root / "unified" / "cgroup.controllers").exists():
+        return "hybrid"
+    return "v1"
+
+
+def machine_id(path: Path = Path("/etc/machine-id")) -> str | None:
+    """Return a hash of the host's machine id: it differs between machines but hides the id.
+
+    Returns None when the file is missing or empty (some containers and minimal images).
+    """
+    try:
+        text = path.read_text().strip()
+    except OSError:
+        return None
+    if not text:
+        return None
+    return hashlib.sha256(b"isobench:" + text.encode()).hexdigest()[:16]
+
+
+def system() -> dict[str, object]:
+    """Return what the run directory records of the host: name, kernel, cgroup mode, CPUs
+    and load."""
+    load = os.getloadavg()
+    return {
+        "hostname": socket.gethostname(),
+        "machine_id": machine_id(),
+        "kernel": platform.release(),
+        "os": platform.platform(),
+        "cgroup_mode": cgroup_mode(),
+        "cpu_count": os.cpu_count(),
+        "load_avg": [round(x, 2) for x in load],
+        "python": platform.python_version(),
+    }
+
+
+def make_shm(key: int) -> str:
+    """Make a SysV shared memory segment of 4096 bytes with ``key``; return "" or the error."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.shmget(key, 4096, 0o1000 | 0o2000 | 0o600) < 0:  # IPC_CREAT | IPC_EXCL
+        return os.strerror(ctypes.get_errno())
+    return ""
+
+
+def serve_loopback(port_file: str, seconds: int) -> None:
+    """Accept and close connections on 127.0.0.1 for ``seconds``; the port goes to
+    ``port_file`` once it listens. For the host marker of another host."""
+    import time
+
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    server.settimeout(1.0)
+    Path(port_file).write_text(str(server.getsockname()[1]))
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            connection, _ = server.accept()
+        except TimeoutError:
+            continue
+        connection.close()

@@ -10,11 +10,15 @@ A run directory with a ``posture.jsonl`` also gets ``posture.csv`` and a
 "Security posture" section in ``summary.md`` and ``index.html``. One with a
 ``samples.jsonl`` gets ``benchmarks.csv`` and a "Benchmarks" section, whose
 startup plot is only in ``index.html``.
+
+A run directory that ``isobench merge`` wrote has a ``hosts`` object in
+run.json and gets an "Environments" table with one row per host.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import logging
@@ -49,6 +53,10 @@ MATRIX_CSV = "matrix.csv"
 POSTURE_FILE = "posture.jsonl"
 POSTURE_CSV = "posture.csv"
 BENCHMARKS_CSV = "benchmarks.csv"
+#: The status in run.json of a run directory that ``isobench merge`` wrote.
+MERGED_STATUS = "merged"
+#: The host spec of a run on the machine that isobench runs on.
+LOCAL_SPEC = "local://"
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +226,22 @@ class UnavailableRuntime:
 
 
 @dataclass(frozen=True)
+class HostRow:
+    """One host of a merged run: how it was reached, what its run read there, and the run."""
+
+    label: str
+    spec: str
+    hostname: str
+    kernel: str
+    os: str
+    cgroup_mode: str
+    cpu_count: str
+    isobench_version: str
+    run_id: str
+    status: str
+
+
+@dataclass(frozen=True)
 class RuntimeRow:
     """A runtime of the run as run.json records it: its family, version and how it ran."""
 
@@ -320,6 +344,10 @@ class Report:
     benchmarks: BenchmarkReport | None = None
     runtime_rows: list[RuntimeRow] = field(default_factory=list)
     requests: RequestMatrix | None = None
+    #: The hosts of a merged run, in the order of its sources. Empty for other runs.
+    hosts: list[HostRow] = field(default_factory=list)
+    #: What ``isobench merge`` left out or warned about, from run.json.
+    merge_notes: list[str] = field(default_factory=list)
 
 
 def render(run_dir: Path, out_dir: Path | None = None) -> dict[str, Path]:
@@ -368,7 +396,7 @@ def load_report(run_dir: Path) -> Report:
     return Report(
         run_id=str(meta.get("run_id") or run_dir.name),
         status=status,
-        status_note=_status_note(status),
+        status_note=_merged_status_note(meta) if status == MERGED_STATUS else _status_note(status),
         no_results_note=_no_results_note(run_dir, frame),
         environment=_environment_rows(meta),
         unavailable=_unavailable_runtimes(runtime_info),
@@ -384,6 +412,8 @@ def load_report(run_dir: Path) -> Report:
         benchmarks=_benchmark_report(run_dir, order),
         runtime_rows=_runtime_rows(runtime_info),
         requests=_request_matrix(runtime_info),
+        hosts=_host_rows(meta),
+        merge_notes=_text_list(meta.get("notes")),
     )
 
 
@@ -499,6 +529,55 @@ def _status_note(status: str) -> str:
     return STATUS_NOTES.get(status, default)
 
 
+def _merged_status_note(meta: Mapping[str, Any]) -> str:
+    """Name the sources of a merged run that did not complete, or return ""."""
+    partial = [
+        f"{source.get('host') or source.get('path')} ({source.get('status') or 'unknown'})"
+        for source in _mappings(meta.get("sources"))
+        if source.get("status") != "complete"
+    ]
+    if not partial:
+        return ""
+    return f"Merged runs that did not complete, so their results are partial: {', '.join(partial)}."
+
+
+def _mappings(value: Any) -> list[Mapping[str, Any]]:
+    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+
+
+def _text_list(value: Any) -> list[str]:
+    return [str(item) for item in value] if isinstance(value, list) else []
+
+
+def _host_rows(meta: Mapping[str, Any]) -> list[HostRow]:
+    """List the hosts of a merged run with their environment and the run that came from each."""
+    hosts = meta.get("hosts")
+    if not isinstance(hosts, Mapping):
+        return []
+    sources = {str(source.get("host")): source for source in _mappings(meta.get("sources"))}
+    rows = []
+    for label, info in hosts.items():
+        details: Mapping[str, Any] = info if isinstance(info, Mapping) else {}
+        found = details.get("environment")
+        environment: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+        source = sources.get(str(label), {})
+        rows.append(
+            HostRow(
+                label=str(label),
+                spec=str(details.get("spec") or ""),
+                hostname=str(environment.get("hostname") or ""),
+                kernel=str(environment.get("kernel") or ""),
+                os=str(environment.get("os") or ""),
+                cgroup_mode=str(environment.get("cgroup_mode") or ""),
+                cpu_count=str(environment.get("cpu_count") or ""),
+                isobench_version=str(environment.get("isobench_version") or ""),
+                run_id=str(source.get("run_id") or ""),
+                status=str(source.get("status") or ""),
+            )
+        )
+    return rows
+
+
 def _no_results_note(run_dir: Path, frame: pd.DataFrame) -> str:
     if not frame.empty:
         return ""
@@ -510,11 +589,14 @@ def _no_results_note(run_dir: Path, frame: pd.DataFrame) -> str:
 def _environment_rows(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
     environment = meta.get("environment")
     host: Mapping[str, Any] = environment if isinstance(environment, dict) else {}
+    # A merged run spans its sources, which can be days apart, so it has no duration.
+    merged = meta.get("status") == MERGED_STATUS
     rows = [
+        ("Host", _host_text(meta.get("host"))),
         ("Status", str(meta.get("status") or "unknown")),
         ("Started", str(meta.get("started") or "")),
         ("Ended", str(meta.get("ended") or "")),
-        ("Duration", _duration(meta.get("started"), meta.get("ended"))),
+        ("Duration", "" if merged else _duration(meta.get("started"), meta.get("ended"))),
         ("Kernel", str(host.get("kernel") or "")),
         ("cgroup mode", str(host.get("cgroup_mode") or "")),
         ("CPUs", str(host.get("cpu_count") or "")),
@@ -527,6 +609,22 @@ def _environment_rows(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("Command", _join(meta.get("argv"), " ")),
     ]
     return [(label, value) for label, value in rows if value]
+
+
+def _host_text(host: Any) -> str:
+    """Return "LABEL (SPEC)" for the ``host`` object of a remote run's run.json.
+
+    Returns "" for a local run, whose host name is in the environment rows.
+    """
+    if not isinstance(host, Mapping):
+        return ""
+    label = str(host.get("label") or "")
+    spec = str(host.get("spec") or "")
+    if spec == LOCAL_SPEC:
+        return ""
+    if label and spec and label != spec:
+        return f"{label} ({spec})"
+    return label or spec
 
 
 def _duration(started: Any, ended: Any) -> str:
@@ -687,7 +785,7 @@ def _benchmark_report(run_dir: Path, runtimes: Sequence[str]) -> BenchmarkReport
         return None
     try:
         samples = stats.read_samples(path)
-        summaries = stats.summarize_samples(samples)
+        summaries = summarize_by_host(samples)
     except HarnessError as exc:
         log.warning("%s", exc)
         empty = frames.benchmark_summaries([])
@@ -718,6 +816,33 @@ def _benchmark_report(run_dir: Path, runtimes: Sequence[str]) -> BenchmarkReport
         error="",
         note=_benchmark_note(df, len(samples)),
     )
+
+
+def summarize_by_host(samples: Sequence[Sample]) -> list[stats.BenchmarkSummary]:
+    """Summarize the samples of each host apart, so each ratio uses the native floor of its host.
+
+    In a merged run the extra key ``host`` of a sample names its host, and
+    ``source_runtime`` the runtime as its source run named it, because
+    ``runtime`` can be "RUNTIME @ HOST" there while ``stats.summarize_samples``
+    finds the native floor only under ``stats.NATIVE_RUNTIME``. The summaries
+    keep the merged runtime names. Samples without a host form one group, so
+    a run that was not merged gets the summaries of ``stats.summarize_samples``.
+    """
+    by_host: dict[str, list[Sample]] = {}
+    for sample in samples:
+        by_host.setdefault(str(sample.extra.get("host", "")), []).append(sample)
+
+    summaries = []
+    for group in by_host.values():
+        merged_names: dict[str, str] = {}
+        plain = []
+        for sample in group:
+            name = str(sample.extra.get("source_runtime") or sample.runtime)
+            merged_names[name] = sample.runtime
+            plain.append(dataclasses.replace(sample, runtime=name))
+        for summary in stats.summarize_samples(plain):
+            summaries.append(dataclasses.replace(summary, runtime=merged_names[summary.runtime]))
+    return summaries
 
 
 def _benchmark_intro(samples: Sequence[Sample]) -> str:
@@ -1095,6 +1220,7 @@ def summary_markdown(report: Report) -> str:
     """Return the report as GitHub-flavored Markdown for a CI job summary."""
     sections = [
         _md_header(report),
+        _md_hosts(report),
         _md_unavailable(report),
         _md_runtimes(report),
         _md_totals(report),
@@ -1119,6 +1245,35 @@ def _md_header(report: Report) -> str:
     lines.append("")
     lines += [f"- {label}: {_md_text(value)}" for label, value in report.environment]
     return "\n".join(lines)
+
+
+def _md_hosts(report: Report) -> str:
+    if not report.hosts and not report.merge_notes:
+        return ""
+    header = ["host", "spec", "host name", "kernel", "OS", "cgroup mode", "CPUs", "isobench"]
+    header += ["run id", "status"]
+    rows = [
+        [
+            _md_code(host.label),
+            _md_code(host.spec),
+            _md_text(host.hostname),
+            _md_text(host.kernel),
+            _md_text(host.os),
+            _md_text(host.cgroup_mode),
+            _md_text(host.cpu_count),
+            _md_text(host.isobench_version),
+            _md_code(host.run_id),
+            _md_text(host.status),
+        ]
+        for host in report.hosts
+    ]
+    parts = ["## Environments"]
+    if rows:
+        parts.append(_md_table(header, rows))
+    if report.merge_notes:
+        parts.append("Notes of the merge:")
+        parts.append("\n".join(f"- {_md_text(note)}" for note in report.merge_notes))
+    return "\n\n".join(parts)
 
 
 def _md_unavailable(report: Report) -> str:

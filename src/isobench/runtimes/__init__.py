@@ -17,9 +17,10 @@ from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
+from isobench import hosts
 from isobench.errors import UnknownRuntimeError, UsageError
 from isobench.runtimes import declared as declared_module
-from isobench.runtimes.base import Adapter
+from isobench.runtimes.base import Adapter, LocalOnly
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,11 @@ def get(name: str) -> Adapter:
     the adapter's availability, not a usage error.
     """
     if name not in _cache:
-        _cache[name] = _make(name)
+        adapter = _make(name)
+        host = hosts.current()
+        if not host.is_local and not adapter.remote_ready:
+            adapter = LocalOnly(adapter, host.spec)
+        _cache[name] = adapter
     return _cache[name]
 
 

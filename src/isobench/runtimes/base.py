@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from isobench import hosts
 from isobench.errors import CommandFailed, CommandTimeout, HarnessError, IsobenchError
 from isobench.journal import Entry, Journal
 from isobench.model import Request, RunResult
@@ -162,6 +163,9 @@ class Adapter(abc.ABC):
     name: str
     #: The family module, for reports ("engine", "oci", "host").
     family: str
+    #: Whether every command and file of the row goes through the run's host, so that
+    #: it can check another machine (``isobench run --hosts``).
+    remote_ready: bool = False
 
     @abc.abstractmethod
     def availability(self) -> Availability:
@@ -256,6 +260,29 @@ class Adapter(abc.ABC):
         """Remove what ``launch`` created, in reverse order."""
         for entry in reversed(launched.entries):
             ctx.journal.remove(entry)
+
+
+class LocalOnly(Adapter):
+    """A row that cannot check another host: every check of it there is an error that
+    says so."""
+
+    def __init__(self, adapter: Adapter, host: str) -> None:
+        self.name = adapter.name
+        self.family = adapter.family
+        self.host = host
+
+    def availability(self) -> Availability:
+        return Availability(
+            False,
+            reason=f"{self.name} reads and writes files of the machine that runs isobench, so "
+            f"it checks that machine only, not {self.host}",
+            hint="Run isobench on that host to check this row there.",
+        )
+
+    def launch(
+        self, ctx: Context, request: Request, argv: Sequence[str], env: dict[str, str]
+    ) -> Launched:
+        raise HarnessError(self.availability().reason)
 
 
 @dataclass
@@ -444,11 +471,23 @@ def _stop(process: subprocess.Popen[str]) -> None:
 def popen(
     argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.Popen[str]:
-    """Start a client process with three pipes; a missing binary is a HarnessError."""
-    log.debug("start: %s", shlex.join(argv))
+    """Start a client process with three pipes on the run's host; a missing binary is a
+    HarnessError.
+
+    On another host, ``env`` is what the command gets added to that host's
+    environment, and ``cwd`` is a directory there.
+    """
+    host = hosts.current()
+    if not host.is_local:
+        local = host.command(argv, env=env, cwd=cwd)
+        log.debug("start on %s: %s", host.label, shlex.join(argv))
+        env = cwd = None
+    else:
+        local = list(argv)
+        log.debug("start: %s", shlex.join(argv))
     try:
         return subprocess.Popen(
-            list(argv),
+            local,
             cwd=cwd,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -458,4 +497,4 @@ def popen(
             start_new_session=True,
         )
     except FileNotFoundError:
-        raise HarnessError(f"{argv[0]}: command not found; run 'isobench doctor'") from None
+        raise HarnessError(f"{local[0]}: command not found; run 'isobench doctor'") from None

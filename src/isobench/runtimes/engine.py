@@ -6,20 +6,18 @@ import json
 import logging
 import math
 import os
-import resource
 import shlex
-import shutil
 import subprocess
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from isobench import commands
+from isobench import commands, hosts
 from isobench.errors import CommandFailed, HarnessError, IsobenchError
 from isobench.journal import Entry
 from isobench.model import Request
-from isobench.probe import host
+from isobench.probe import host as host_probe
 from isobench.runtimes.base import Adapter, Availability, Context, Launched, ProbeImage, popen
 
 log = logging.getLogger(__name__)
@@ -85,31 +83,34 @@ PODMAN = EngineProfile(
 
 
 def _fitted_ulimits(requested: set[str]) -> list[str]:
-    """Return ``--ulimit`` options for nofile and nproc within this process's hard limits,
-    for the names the request does not set itself."""
+    """Return ``--ulimit`` options for nofile and nproc within the hard limits that the
+    engine's client gets on the run's host, for the names the request does not set itself."""
+    limits = hosts.current().call(host_probe, "hard_limits")
     options = []
-    _, nofile_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if nofile_hard != resource.RLIM_INFINITY and "nofile" not in requested:
+    nofile_hard = limits["nofile"]
+    if nofile_hard != -1 and "nofile" not in requested:
         options += ["--ulimit", f"nofile={min(1024, nofile_hard)}:{nofile_hard}"]
     # Podman 4.3 lowers its own nproc limit to kernel.pid_max when it starts, so
     # a container may not ask for more than that.
-    _, nproc_hard = resource.getrlimit(resource.RLIMIT_NPROC)
-    try:
-        pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
-    except (OSError, ValueError):
-        pid_max = 32768
-    nproc = pid_max if nproc_hard == resource.RLIM_INFINITY else min(nproc_hard, pid_max)
+    nproc_hard, pid_max = limits["nproc"], limits["pid_max"]
+    nproc = pid_max if nproc_hard == -1 else min(nproc_hard, pid_max)
     if "nproc" not in requested:
         options += ["--ulimit", f"nproc={nproc}:{nproc}"]
     return options
 
 
+def _program(name: str) -> str | None:
+    """Return the path of a program on the run's host, or None."""
+    found = hosts.current().call(host_probe, "program", name)
+    return str(found) if found else None
+
+
 def _find_binary(profile: EngineProfile) -> str | None:
     configured = os.environ.get(profile.binary_env)
     if configured:
-        return shutil.which(configured) or (configured if os.path.exists(configured) else None)
+        return _program(configured)
     for candidate in profile.binaries:
-        found = shutil.which(candidate)
+        found = _program(candidate)
         if found:
             return found
     return None
@@ -119,6 +120,7 @@ class EngineAdapter(Adapter):
     """A container engine driven through its CLI, optionally with another OCI runtime."""
 
     family = "engine"
+    remote_ready = True
 
     def __init__(self, profile: EngineProfile, oci_runtime: str | None = None) -> None:
         self.profile = profile
@@ -204,7 +206,7 @@ class EngineAdapter(Adapter):
             if problem:
                 return Availability(
                     False,
-                    installed=shutil.which(self.oci_runtime) is not None,
+                    installed=_program(self.oci_runtime) is not None,
                     version=version,
                     reason=problem,
                     hint=(
@@ -238,7 +240,7 @@ class EngineAdapter(Adapter):
                 path = str(registered.get("path") or self.oci_runtime)
             except (json.JSONDecodeError, AttributeError):
                 path = self.oci_runtime
-        path = shutil.which(path) if path else None
+        path = _program(path) if path else None
         if path is None:
             return ""
         result = commands.run([path, "--version"], timeout=30, check=False)
@@ -254,7 +256,7 @@ class EngineAdapter(Adapter):
             if self.oci_runtime not in result.stdout:
                 return f"docker has no runtime '{self.oci_runtime}' registered in daemon.json"
             return ""
-        if shutil.which(self.oci_runtime) is None:
+        if _program(self.oci_runtime) is None:
             return f"'{self.oci_runtime}' is not installed"
         return ""
 
@@ -398,9 +400,11 @@ class EngineAdapter(Adapter):
             ["tar", "-C", str(image.rootfs), "--numeric-owner", "-c", "."],
             stdout=subprocess.PIPE,
         )
+        # The rootfs is on this machine; the engine may be on the run's host.
+        importing = [self.binary, "import", "--change", "ENV PATH=/bin", "-", image.reference]
         try:
             result = subprocess.run(
-                [self.binary, "import", "--change", "ENV PATH=/bin", "-", image.reference],
+                hosts.current().command(importing),
                 stdin=tar.stdout,
                 capture_output=True,
                 text=True,
@@ -441,7 +445,7 @@ class EngineAdapter(Adapter):
                 ctx.journal.record(
                     "directory", str(directory), ["rm", "-rf", str(directory)], runtime=self.name
                 )
-                directory.mkdir(parents=True, exist_ok=True)
+                commands.run(["mkdir", "-p", str(directory)], timeout=30)
                 self._client_directories.add(directory)
         return directory
 
@@ -571,8 +575,9 @@ class EngineAdapter(Adapter):
         )
         root = Path(info.stdout.strip())
         try:
-            device = host.block_device(root)
-        except OSError as exc:
+            path, major, minor = hosts.current().call(host_probe, "block_device", str(root))
+            device = (str(path), int(major), int(minor))
+        except (OSError, HarnessError) as exc:
             raise HarnessError(f"{self.name} stores containers in {root}: {exc}") from None
         self._device = device[0]
         return device
