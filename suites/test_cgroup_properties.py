@@ -22,6 +22,8 @@ from isobench.runtimes import get
 
 #: Runtimes on which every property must fail: they enforce no limit.
 NEGATIVE_CONTROLS = ("host",)
+#: Every container and host-side read goes through the harness, so through the run's host.
+REMOTE_READY = True
 
 MIB = 1024 * 1024
 # busybox awk keeps the old and the doubled string at once, plus its own heap.

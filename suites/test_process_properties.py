@@ -26,6 +26,8 @@ from isobench.runtimes.base import Adapter, execute
 #: request. The argv and exit properties fail through the adapter faults in the
 #: harness's own tests (tests/integration/test_process_properties.py).
 NEGATIVE_CONTROLS: tuple[str, ...] = ()
+#: Every container and host-side read goes through the harness, so through the run's host.
+REMOTE_READY = True
 
 CHECK = settings(
     max_examples=5,

@@ -10,13 +10,14 @@ negative control; a check that *passes* there counts as a broken check.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import logging
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from isobench.errors import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_USAGE,
+    HarnessError,
     IsobenchError,
     UsageError,
 )
@@ -46,7 +48,7 @@ from isobench.results import (
     read_run,
 )
 from isobench.runtimes.declared import ENV_FILES
-from isobench.spec.loader import find_suites, load_suite, suite_name
+from isobench.spec.loader import find_suites, load_suite, remote_ready, suite_name
 
 log = logging.getLogger("isobench")
 
@@ -241,6 +243,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="Do not start a trial container on each installed runtime; then a runtime that "
         "answers but cannot run containers on this host is listed as available.",
+    )
+    listing.add_argument(
+        "--host",
+        default=None,
+        metavar="SPEC",
+        help="List the runtimes of another machine, as a testinfra host spec "
+        "(ssh://[USER@]HOST[:PORT][?ssh_config=FILE]).",
     )
 
     commands.add_parser("doctor", help="Tell what this host lacks to run isobench, and the fix.")
@@ -457,16 +466,22 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"benchmarks run on the machine that runs isobench only, not {args.host}: "
                 "the connection would be part of every time measured"
             )
-        host = hosts.Host(args.host)
-        hosts.use(host)
-        runtimes.reset()
-        try:
+        with _checking(hosts.Host(args.host)):
             return _run_here(args)
-        finally:
-            host.close()
-            hosts.use(hosts.LOCAL)
-            runtimes.reset()
     return _run_here(args)
+
+
+@contextlib.contextmanager
+def _checking(host: hosts.Host) -> Iterator[None]:
+    """Send this process's commands and reads to ``host`` within the block."""
+    hosts.use(host)
+    runtimes.reset()
+    try:
+        yield
+    finally:
+        host.close()
+        hosts.use(hosts.LOCAL)
+        runtimes.reset()
 
 
 def _run_here(args: argparse.Namespace) -> int:
@@ -481,6 +496,17 @@ def _run_here(args: argparse.Namespace) -> int:
         raise UsageError(
             f"no suites (*.yaml, test_*.py, or directories of test_*.py) in {suites_dir}"
         )
+    if not args.suite and not hosts.current().is_local:
+        # Without --suite, another host gets the suites that can check it.
+        left = [path for path in suite_paths if not remote_ready(path)]
+        if left:
+            log.warning(
+                "left out on %s, whose suites drive the runtimes with files of this machine: "
+                "%s (name one with --suite to record an error for each of its checks)",
+                hosts.current().label,
+                ", ".join(suite_name(path) for path in left),
+            )
+        suite_paths = [path for path in suite_paths if path not in left]
     # Load every suite first, so that a malformed one stops the run before
     # any container starts.
     for path in suite_paths:
@@ -692,6 +718,17 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_runtimes(args: argparse.Namespace) -> int:
+    if args.host:
+        host = hosts.Host(args.host)
+        problem = host.reachable()
+        if problem:
+            raise HarnessError(problem)
+        with _checking(host):
+            return _list_runtimes(args)
+    return _list_runtimes(args)
+
+
+def _list_runtimes(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     for name, source in runtimes.sources().items():
         try:
@@ -760,12 +797,14 @@ def _try_starts(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
         for row in chosen:
             row["details"] = {**row["details"], "trial": "not started: isobench runs as a user"}
         return
-    lock = runlock.RunLock(exclusive=False)
-    lock.acquire()
+    lock = runlock.RunLock(exclusive=False) if hosts.current().is_local else None
+    if lock is not None:
+        lock.acquire()
     try:
         outcomes = trial.trial_starts([runtimes.get(row["runtime"]) for row in chosen])
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
     for row in chosen:
         problem = outcomes.get(row["runtime"], "")
         if not problem:

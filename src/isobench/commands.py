@@ -102,6 +102,13 @@ def _run_local(
     return result
 
 
+# Runs "$@" with its output going to temporary files, prints them and exits with its
+# status: a process that "$@" leaves running writes to an unlinked file, not to a pipe.
+_OUTPUT_THROUGH_FILES = (
+    'out=$(mktemp) && err=$(mktemp) || exit 125; "$@" </dev/null >"$out" 2>"$err"; rc=$?; '
+    'cat "$out"; cat "$err" >&2; rm -f "$out" "$err"; exit "$rc"'
+)
+
 #: Seconds that a command on another host gets beyond its own time limit, for the connection.
 REMOTE_GRACE_S = 15.0
 
@@ -121,14 +128,12 @@ def _run_remote(
     errors name the command with the host in front."""
     shown = [f"{host.label}:", *args]
     limited = ["timeout", "--kill-after=5", f"{timeout:g}", *args]
-    local = host.command(limited, env=env)
     if output_to_files:
-        result = _run_with_files(
-            local, timeout=timeout + REMOTE_GRACE_S, check=False, env=None, hint=hint
-        )
-        result.argv = shown
-    else:
-        result = _run_local(local, shown, timeout + REMOTE_GRACE_S, False, input_text, None, hint)
+        # The files must be on that host: a process the command leaves holding its
+        # output would otherwise hold the ssh session's pipes.
+        limited = ["sh", "-c", _OUTPUT_THROUGH_FILES, "sh", *limited]
+    local = host.command(limited, env=env)
+    result = _run_local(local, shown, timeout + REMOTE_GRACE_S, False, input_text, None, hint)
     if result.returncode in (124, 137) and result.duration_s >= timeout:
         raise CommandTimeout(shown, timeout, result.stderr)
     if result.returncode == 255 and not result.stdout:

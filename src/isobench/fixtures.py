@@ -10,9 +10,7 @@ before it is made, so it is removed also after an interrupt.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
-import os
 import shutil
 import socket
 import subprocess
@@ -26,11 +24,9 @@ from isobench import commands, hosts
 from isobench.errors import HarnessError
 from isobench.journal import Entry, Journal
 from isobench.probe import host as host_probe
+from isobench.runtimes.base import write_on_host
 
 log = logging.getLogger(__name__)
-
-IPC_CREAT = 0o1000
-IPC_EXCL = 0o2000
 
 
 class Listener(threading.Thread):
@@ -77,12 +73,14 @@ class HostMarkers:
         self._listener: Listener | None = None
 
     def create(self) -> dict[str, str | list[str]]:
-        """Make every marker and return the host facts that name them."""
-        tag = f"isobench-marker-{self.run_id}"
-        if not hosts.current().is_local:
-            return self._create_elsewhere(tag)
+        """Make every marker and return the host facts that name them.
 
-        sleep = shutil.which("sleep") or "/bin/sleep"
+        On another host the same markers are made through commands, and the
+        host's python3 holds the listener and makes the shared memory segment.
+        """
+        tag = f"isobench-marker-{self.run_id}"
+        here = hosts.current().is_local
+
         # pkill matches the whole command line, which carries the run id, so a
         # stale journal can never end an unrelated process that reused the PID.
         self._process_entry = self.journal.record(
@@ -91,62 +89,21 @@ class HostMarkers:
             ["pkill", "--full", "--exact", f"{tag} 3600"],
             absent_status=(1,),  # pkill: no process matched
         )
-        self._process = subprocess.Popen(
-            [tag, "3600"], executable=sleep, stdin=subprocess.DEVNULL, start_new_session=True
-        )
+        if here:
+            sleep = shutil.which("sleep") or "/bin/sleep"
+            self._process = subprocess.Popen(
+                [tag, "3600"], executable=sleep, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        else:
+            rename = "import os, sys; os.execvp('sleep', sys.argv[1:])"
+            detach = 'setsid -f "$@" </dev/null >/dev/null 2>&1'
+            start = ["sh", "-c", detach, "sh", "python3", "-c", rename, tag, "3600"]
+            commands.run(start, timeout=30)
         self.facts["marker.process"] = f"{tag} 3600"
 
         marker_file = self.base / f"{tag}.file"
         self.journal.record("file", str(marker_file), ["rm", "-f", str(marker_file)])
-        marker_file.write_text("isobench marker\n")
-        self.facts["marker.file"] = str(marker_file)
-
-        mount_point = self.base / f"{tag}.mnt"
-        self.journal.record(
-            "directory", str(mount_point), ["rmdir", str(mount_point)], absent=("No such file",)
-        )
-        mount_point.mkdir(exist_ok=True)
-        self.journal.record(
-            "mount",
-            str(mount_point),
-            ["umount", str(mount_point)],
-            absent=("not mounted", "no mount point"),
-        )
-        commands.run(
-            ["mount", "-t", "tmpfs", "-o", "size=64k", "isobench", str(mount_point)],
-            timeout=30,
-            hint="The mount marker needs root.",
-        )
-        self.facts["marker.mount"] = str(mount_point)
-
-        self.facts["marker.shm_key"] = self._make_shm()
-        self.facts["marker.bind_dir"] = self._make_bind_tree(self.base / f"{tag}.bind")
-
-        self._listener = Listener()
-        self._listener.start()
-        self.facts["listener.port"] = str(self._listener.port)
-
-        return self.facts
-
-    def _create_elsewhere(self, tag: str) -> dict[str, str | list[str]]:
-        """Make the same markers on the run's host when it is another machine: through
-        commands, and the host's python3 for the listener and the shared memory."""
-        host = hosts.current()
-        # pkill matches the whole command line, which carries the run id.
-        self.journal.record(
-            "process",
-            f"{tag} 3600",
-            ["pkill", "--full", "--exact", f"{tag} 3600"],
-            absent_status=(1,),
-        )
-        rename = "import os, sys; os.execvp('sleep', sys.argv[1:])"
-        detach = 'setsid -f "$@" </dev/null >/dev/null 2>&1'
-        commands.run(["sh", "-c", detach, "sh", "python3", "-c", rename, tag, "3600"], timeout=30)
-        self.facts["marker.process"] = f"{tag} 3600"
-
-        marker_file = self.base / f"{tag}.file"
-        self.journal.record("file", str(marker_file), ["rm", "-f", str(marker_file)])
-        commands.run(["sh", "-c", 'echo "isobench marker" > "$1"', "sh", str(marker_file)])
+        write_on_host(marker_file, "isobench marker\n")
         self.facts["marker.file"] = str(marker_file)
 
         mount_point = self.base / f"{tag}.mnt"
@@ -154,6 +111,30 @@ class HostMarkers:
             "directory", str(mount_point), ["rmdir", str(mount_point)], absent=("No such file",)
         )
         commands.run(["mkdir", "-p", str(mount_point)], timeout=30)
+        self._mount_tmpfs(mount_point, "The mount marker needs root.")
+        self.facts["marker.mount"] = str(mount_point)
+
+        self.facts["marker.shm_key"] = self._make_shm()
+        self.facts["marker.bind_dir"] = self._make_bind_tree(self.base / f"{tag}.bind")
+
+        if here:
+            self._listener = Listener()
+            self._listener.start()
+            self.facts["listener.port"] = str(self._listener.port)
+        else:
+            port_file = self.base / f"{tag}.port"
+            self.journal.record("file", str(port_file), ["rm", "-f", str(port_file)])
+            listener_tag = f"{tag}.listener"
+            self.journal.record(
+                "process", listener_tag, hosts.pkill_argv(listener_tag), absent_status=(1,)
+            )
+            hosts.current().spawn(
+                host_probe, "serve_loopback", str(port_file), 3600, tag=listener_tag
+            )
+            self.facts["listener.port"] = self._read_port(port_file)
+        return self.facts
+
+    def _mount_tmpfs(self, mount_point: Path, hint: str) -> None:
         self.journal.record(
             "mount",
             str(mount_point),
@@ -163,26 +144,8 @@ class HostMarkers:
         commands.run(
             ["mount", "-t", "tmpfs", "-o", "size=64k", "isobench", str(mount_point)],
             timeout=30,
-            hint="The mount marker needs root.",
+            hint=hint,
         )
-        self.facts["marker.mount"] = str(mount_point)
-
-        key = self._shm_key()
-        problem = host.call(host_probe, "make_shm", key)
-        if problem:
-            raise HarnessError(f"shmget(key={key:#x}) on {host.label} failed: {problem}")
-        self.facts["marker.shm_key"] = str(key)
-        self.facts["marker.bind_dir"] = self._make_bind_tree(self.base / f"{tag}.bind")
-
-        port_file = self.base / f"{tag}.port"
-        self.journal.record("file", str(port_file), ["rm", "-f", str(port_file)])
-        listener_tag = f"{tag}.listener"
-        self.journal.record(
-            "process", listener_tag, hosts.pkill_argv(listener_tag), absent_status=(1,)
-        )
-        host.spawn(host_probe, "serve_loopback", str(port_file), 3600, tag=listener_tag)
-        self.facts["listener.port"] = self._read_port(port_file)
-        return self.facts
 
     @staticmethod
     def _read_port(port_file: Path) -> str:
@@ -201,17 +164,7 @@ class HostMarkers:
         """Make a directory with a writable tmpfs on its subdirectory 'sub', for bind checks."""
         self.journal.record("directory", str(top), ["rm", "-rf", "--one-file-system", str(top)])
         commands.run(["mkdir", "-p", str(top / "sub")], timeout=30)
-        self.journal.record(
-            "mount",
-            str(top / "sub"),
-            ["umount", str(top / "sub")],
-            absent=("not mounted", "no mount point"),
-        )
-        commands.run(
-            ["mount", "-t", "tmpfs", "-o", "size=64k", "isobench", str(top / "sub")],
-            timeout=30,
-            hint="The bind marker needs root.",
-        )
+        self._mount_tmpfs(top / "sub", "The bind marker needs root.")
         return str(top)
 
     def _make_shm(self) -> str:
@@ -223,12 +176,10 @@ class HostMarkers:
             ["ipcrm", "--shmem-key", f"{key:#x}"],
             absent=("invalid key", "Invalid argument", "not found"),
         )
-        libc = ctypes.CDLL(None, use_errno=True)
-        shmid = libc.shmget(key, 4096, IPC_CREAT | IPC_EXCL | 0o600)
-        if shmid < 0:
-            errno = ctypes.get_errno()
+        problem = hosts.current().call(host_probe, "make_shm", key)
+        if problem:
             raise HarnessError(
-                f"shmget(key={key:#x}) failed: {os.strerror(errno)}; "
+                f"shmget(key={key:#x}) failed: {problem}; "
                 "a segment with this key may be left from an earlier run: 'isobench clean'"
             )
         return str(key)

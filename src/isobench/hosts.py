@@ -18,7 +18,6 @@ import contextlib
 import inspect
 import json
 import logging
-import os
 import shlex
 import subprocess
 import tempfile
@@ -181,6 +180,11 @@ class Host:
                 f"(exit status {done.returncode}): {done.stderr.strip()[-600:]}"
             )
 
+    def python_argv(self, module: ModuleType, function: str, *args: Any) -> list[str]:
+        """Return the argv that calls ``module.function(*args)`` with the host's python3,
+        for a caller that starts it itself (a function that runs a command)."""
+        return _python_call(module, function, args)
+
     def reachable(self) -> str | None:
         """Return why this host cannot be reached, or None when a command runs there."""
         if self.is_local:
@@ -278,9 +282,3 @@ def use(host: Host) -> Host:
     before, _current = _current, host
     log.debug("commands go to %s", host.spec)
     return before
-
-
-def from_environment() -> Host:
-    """Return the host that ISOBENCH_HOST names (set for a run's pytest session), or this
-    machine."""
-    return Host(os.environ.get("ISOBENCH_HOST") or LOCAL_SPEC)

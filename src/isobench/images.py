@@ -20,7 +20,7 @@ import os
 import shutil
 from pathlib import Path
 
-from isobench import commands, probe
+from isobench import commands, hosts, probe
 from isobench.errors import UsageError
 from isobench.runtimes.base import ProbeImage
 
@@ -64,7 +64,7 @@ def find_busybox() -> Path:
 
 
 def _is_static(path: Path) -> bool:
-    result = commands.run(["file", "-L", str(path)], timeout=30, check=False)
+    result = commands.run(["file", "-L", str(path)], timeout=30, check=False, host=hosts.LOCAL)
     if result.returncode != 0:
         # Without file(1), fall back to looking for an ELF interpreter string.
         return b"ld-linux" not in path.read_bytes()[:65536]
@@ -123,7 +123,7 @@ def bench_programs() -> list[Path]:
 
 def shared_libraries(binary: Path) -> list[Path]:
     """Return the shared libraries a dynamically linked binary loads, its loader included."""
-    output = commands.run(["ldd", str(binary)], timeout=30).stdout
+    output = commands.run(["ldd", str(binary)], timeout=30, host=hosts.LOCAL).stdout
     return parse_ldd(output)
 
 
@@ -189,7 +189,7 @@ def _lay_out(rootfs: Path, busybox: Path) -> None:
     shutil.copy2(busybox, rootfs / "bin" / "busybox")
 
     # Applet links are relative: absolute ones would point at the host's path.
-    applets = commands.run([str(busybox), "--list"], timeout=30).stdout.split()
+    applets = commands.run([str(busybox), "--list"], timeout=30, host=hosts.LOCAL).stdout.split()
     for applet in applets:
         link = rootfs / "bin" / applet
         if applet != "busybox" and not link.exists():

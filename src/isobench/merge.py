@@ -208,9 +208,19 @@ def _read_records(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
     results = path / RESULTS_FILE
     if not results.exists():
         return [], [f"{results}: missing, so the run adds no records."]
-    records = []
+    records, left_out = _json_objects(results.read_text(encoding="utf-8"))
+    if not left_out:
+        return records, []
+    lines = ", ".join(str(number) for number in left_out)
+    return records, [f"{results}: lines left out because they are not JSON objects: {lines}."]
+
+
+def _json_objects(text: str, required: str = "") -> tuple[list[dict[str, Any]], list[int]]:
+    """Return the JSON objects of a JSON Lines text (each with a string ``required`` field,
+    when one is named) and the numbers of the other lines that are not empty."""
+    found = []
     left_out = []
-    for number, line in enumerate(results.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -218,14 +228,11 @@ def _read_records(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
         except json.JSONDecodeError:
             left_out.append(number)
             continue
-        if isinstance(record, dict):
-            records.append(record)
+        if isinstance(record, dict) and (not required or isinstance(record.get(required), str)):
+            found.append(record)
         else:
             left_out.append(number)
-    if not left_out:
-        return records, []
-    lines = ", ".join(str(number) for number in left_out)
-    return records, [f"{results}: lines left out because they are not JSON objects: {lines}."]
+    return found, left_out
 
 
 def _assign_labels(sources: Sequence[Source]) -> None:
@@ -298,20 +305,8 @@ def _posture_lines(source: Source, several_hosts: bool, notes: list[str]) -> lis
         notes.append(f"{path}: failed to read, so its posture records are left out: {exc}")
         return []
 
-    lines = []
-    left_out = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            left_out.append(number)
-            continue
-        if not isinstance(record, dict) or not isinstance(record.get("runtime"), str):
-            left_out.append(number)
-            continue
-        lines.append(_with_host(record, source.label, several_hosts))
+    records, left_out = _json_objects(text, required="runtime")
+    lines = [_with_host(record, source.label, several_hosts) for record in records]
     if left_out:
         numbers = ", ".join(str(number) for number in left_out)
         notes.append(

@@ -318,6 +318,22 @@ class IsobenchSession:
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         self._interrupted = True
 
+    def pytest_runtest_setup(self, item: pytest.Item) -> None:
+        """Refuse, as an error, a Python suite test on another host when its module does not
+        say that it goes through the run's host (``REMOTE_READY = True``): its drivers
+        read and write files of this machine."""
+        if self.host.is_local or "isobench_runtime" not in getattr(item, "fixturenames", ()):
+            return
+        module = getattr(item, "module", None)
+        if not getattr(module, "REMOTE_READY", False):
+            suite = getattr(module, "SUITE", None) or item.path.stem.removeprefix("test_")
+            pytest.fail(
+                f"the {suite} suite drives the runtimes with files and processes of the "
+                f"machine that runs isobench, so it checks that machine only, not "
+                f"{self.host.label}; run isobench on that host to check it there",
+                pytrace=False,
+            )
+
 
 def _python_record(
     item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport

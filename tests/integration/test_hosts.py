@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,20 +22,15 @@ from isobench.checks import Harness
 from isobench.remnants import remnants
 from isobench.results import read_run
 from isobench.spec.loader import load_suite
-from tests.conftest import REPO, SUITES, require_root, require_runtime
+from tests.conftest import SUITES, require_root, require_runtime
 from tests.integration.sshhosts import SshHost, ssh_hosts
+from tests.integration.test_cli import isobench as run_isobench
 
 pytestmark = pytest.mark.integration
 
 
-def isobench(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "isobench", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=REPO,
-    )
+def isobench(*args: str) -> subprocess.CompletedProcess[str]:
+    return run_isobench(*args, timeout=900)
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +58,10 @@ def test_suite_on_two_hosts_joined_in_one_report(nodes: list[SshHost], tmp_path:
     out = tmp_path / "fleet"
     specs = ",".join(node.spec for node in nodes)
     done = isobench(
-        "run", "--hosts", specs, "--runtime", "docker", "--runtime", "runc",
+        "run", "--hosts", specs, "--runtime", "docker", "--runtime", "bwrap",
         "--suite", "namespaces", "--out", str(out),
     )  # fmt: skip
-    # runc writes bundles on this machine, so it cannot check another one: errors.
+    # bwrap starts its sandbox on this machine, so it cannot check another one: errors.
     assert done.returncode == 3, done.stdout + done.stderr
     meta, records = read_run(out)
     assert meta["status"] == "merged"
@@ -81,9 +75,9 @@ def test_suite_on_two_hosts_joined_in_one_report(nodes: list[SshHost], tmp_path:
         assert {r["outcome"] for r in docker} <= {"pass", "skip", "xfail"}, [
             (r["check"], r["outcome"], r["message"]) for r in docker if r["outcome"] == "error"
         ]
-        runc = [r for r in records if r["host"] == label and r["runtime"].startswith("runc")]
-        assert {r["outcome"] for r in runc} == {"error"}
-        assert all("checks that machine only" in r["message"] for r in runc)
+        bwrap = [r for r in records if r["host"] == label and r["runtime"].startswith("bwrap")]
+        assert {r["outcome"] for r in bwrap} == {"error"}
+        assert all("checks that machine only" in r["message"] for r in bwrap)
     # One run directory per host, each naming its host.
     for directory in sorted((out / "hosts").iterdir()):
         if directory.is_dir():
@@ -98,19 +92,23 @@ def test_suite_on_two_hosts_joined_in_one_report(nodes: list[SshHost], tmp_path:
 
 
 def test_same_outcomes_as_a_run_here(nodes: list[SshHost], tmp_path: Path) -> None:
-    """A host reached over ssh:// gives the verdicts that a run on it gives."""
-    here = isobench(
-        "run", "--runtime", "docker", "--suite", "namespaces", "--out", str(tmp_path / "here"),
-    )  # fmt: skip
+    """A host reached over ssh:// gives the verdicts that a run on it gives, also on the
+    host row, where every isolation check must fail: there, its processes are started,
+    read and ended on that host."""
+    rows = ["--runtime", "docker", "--runtime", "host"]
+    suites = ["--suite", "namespaces", "--suite", "process"]
+    here = isobench("run", *rows, *suites, "--out", str(tmp_path / "here"))
     assert here.returncode == 0, here.stdout + here.stderr
     there = isobench(
-        "run", "--hosts", nodes[0].spec, "--runtime", "docker", "--suite", "namespaces",
-        "--out", str(tmp_path / "there"),
-    )  # fmt: skip
+        "run", "--hosts", nodes[0].spec, *rows, *suites, "--out", str(tmp_path / "there")
+    )
     assert there.returncode == 0, there.stdout + there.stderr
     _, local_records = read_run(tmp_path / "here")
     _, remote_records = read_run(tmp_path / "there")
     assert outcomes(local_records) == outcomes(remote_records)
+    controls = [r for r in remote_records if r["runtime"] == "host" and r["expected_to_fail"]]
+    assert len(controls) > 20
+    assert {r["outcome"] for r in controls} == {"fail"}
 
 
 def test_unreachable_host_gives_errors_there_only(nodes: list[SshHost], tmp_path: Path) -> None:
@@ -187,3 +185,31 @@ def test_benchmarks_refuse_workers_and_hosts() -> None:
     remote = isobench("run", "--bench", "--hosts", "ssh://root@node1")
     assert remote.returncode == 2
     assert "machine that runs isobench only" in remote.stderr
+
+
+def test_runc_over_ssh_matches_local_run(nodes: list[SshHost], tmp_path: Path) -> None:
+    """runc lays out its bundles and reads its facts on the host reached over ssh://: the
+    verdicts are those of a run here, and the host keeps nothing of the run."""
+    require_runtime("runc")
+    rows = ["--runtime", "runc", "--suite", "namespaces"]
+    here = isobench("run", *rows, "--out", str(tmp_path / "here"))
+    assert here.returncode == 0, here.stdout + here.stderr
+    there = isobench("run", "--hosts", nodes[0].spec, *rows, "--out", str(tmp_path / "there"))
+    assert there.returncode == 0, there.stdout + there.stderr
+
+    _, local_records = read_run(tmp_path / "here")
+    _, remote_records = read_run(tmp_path / "there")
+    assert len(remote_records) == 20
+    assert outcomes(local_records) == outcomes(remote_records)
+    label = hosts.label_of(nodes[0].spec)
+    written = [r["commands"][0] for r in remote_records if r["outcome"] == "pass"]
+    assert written
+    assert all(line.endswith(f" on {label}") for line in written), written[:1]
+
+    (directory,) = [path for path in (tmp_path / "there" / "hosts").iterdir() if path.is_dir()]
+    host_meta, _ = read_run(directory)
+    run_id = host_meta["run_id"]
+    left = {kind: names for kind, names in remnants(run_id).items() if names}
+    assert not left, left
+    bundles = Path(os.environ.get("ISOBENCH_BUNDLE_DIR", "/var/lib/isobench/bundles"))
+    assert not list(bundles.glob(f"{run_id}*"))

@@ -16,7 +16,8 @@ import pytest
 from isobench import commands, hosts, journal, runtimes
 from isobench.errors import CommandFailed, CommandTimeout, HarnessError, UsageError
 from isobench.probe import host as host_probe
-from isobench.runtimes.base import LocalOnly
+from isobench.runtimes.base import LocalOnly, ProbeImage, rootfs_on_host
+from isobench.spec.loader import remote_ready
 
 
 class Loopback(hosts.Host):
@@ -145,11 +146,11 @@ def test_remote_time_limit_is_enforced_on_the_host(loopback: Loopback) -> None:
 
 
 def test_rows_that_use_local_files_refuse_other_hosts(loopback: Loopback) -> None:
-    runc = runtimes.get("runc")
-    assert isinstance(runc, LocalOnly)
-    info = runc.availability()
+    lxc = runtimes.get("lxc")
+    assert isinstance(lxc, LocalOnly)
+    info = lxc.availability()
     assert not info.available
-    assert "ssh://root@node1" in info.reason
+    assert "not node1" in info.reason
     docker = runtimes.get("docker")
     assert not isinstance(docker, LocalOnly)
 
@@ -208,3 +209,72 @@ def test_pkill_pattern_does_not_match_its_own_command_line() -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def _run_in_group(tmp_path: Path, script: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    pid_file = tmp_path / ".pid"
+    argv = hosts.LOCAL.python_argv(
+        host_probe, "run_in_group", str(pid_file), str(tmp_path), ["sh", "-c", script]
+    )
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    return done, pid_file
+
+
+@pytest.mark.parametrize(("script", "status"), [("exit 7", 7), ("kill -TERM $$", 143)])
+def test_host_row_wrapper_reports_status_as_a_shell(
+    tmp_path: Path, script: str, status: int
+) -> None:
+    """On another host the host row's command runs under run_in_group, which keeps an end
+    by a signal visible: ssh alone reports it as 255."""
+    done, pid_file = _run_in_group(tmp_path, script)
+    assert done.returncode == status, done.stderr
+    assert pid_file.read_text().isdigit()
+
+
+def test_host_row_wrapper_gives_the_command_a_group_and_path(tmp_path: Path) -> None:
+    (tmp_path / "hello").write_text("#!/bin/sh\necho from-rootfs\n")
+    (tmp_path / "hello").chmod(0o755)
+    done, pid_file = _run_in_group(tmp_path, 'hello; echo "$$ $(ps -o pgid= -p $$)"')
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()
+    assert first == "from-rootfs"
+    pid, group = second.split()
+    # The command leads a process group of its own, so ending the group ends what it left.
+    assert pid == group == pid_file.read_text()
+
+
+def test_suites_that_can_check_another_host(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("suite: a\nchecks: []\n")
+    (tmp_path / "test_ready.py").write_text("REMOTE_READY = True\n")
+    (tmp_path / "test_typed.py").write_text("REMOTE_READY: bool = True\n")
+    (tmp_path / "test_plain.py").write_text("SUITE = 'plain'\n")
+    (tmp_path / "test_false.py").write_text("REMOTE_READY = False\n")
+    both = tmp_path / "both"
+    both.mkdir()
+    (both / "test_one.py").write_text("REMOTE_READY = True\n")
+    (both / "test_two.py").write_text("x = 1\n")
+    assert remote_ready(tmp_path / "a.yaml")
+    assert remote_ready(tmp_path / "test_ready.py")
+    assert remote_ready(tmp_path / "test_typed.py")
+    assert not remote_ready(tmp_path / "test_plain.py")
+    assert not remote_ready(tmp_path / "test_false.py")
+    assert not remote_ready(both)
+    # The project's own: the YAML and property suites can, lifecycle and network cannot.
+    suites = Path(__file__).resolve().parents[2] / "suites"
+    assert remote_ready(suites / "test_cgroup_properties.py")
+    assert not remote_ready(suites / "lifecycle")
+    assert not remote_ready(suites / "network")
+
+
+def test_rootfs_is_copied_once_to_the_host(tmp_path: Path, loopback: Loopback) -> None:
+    root = tmp_path / "cache" / "probe-abc"
+    (root / "rootfs" / "bin").mkdir(parents=True)
+    (root / "rootfs" / "bin" / "tool").write_text("x")
+    image = ProbeImage(root / "rootfs", "abc")
+    assert rootfs_on_host(image) == root / "rootfs"
+    assert (root / "complete").read_text() == "abc\n"
+    assert (root / "rootfs" / "bin" / "tool").read_text() == "x"
+    sent = len(loopback.sent)
+    rootfs_on_host(image)
+    # The second time only looks.
+    assert len(loopback.sent) == sent + 1

@@ -273,3 +273,33 @@ def process_cgroup_facts(pid: int | str, proc: Path = Path("/proc")) -> dict[str
     except OSError:
         return {}
     return read(locate(own, mountinfo))
+
+
+def directory_names(path: str) -> list[str]:
+    """Return :func:`directories_for` of this host's mounts as strings: the JSON result of
+    a call on the run's host."""
+    return [str(directory) for directory in directories_for(path)]
+
+
+def hybrid_unified(mountinfo: str | None = None) -> dict[str, object] | None:
+    """Return the unified hierarchy of a hybrid host when its cgroup.controllers lists a
+    controller, as ``{"mount_point": path, "controllers": [names]}``.
+
+    Returns None on a v1-only or v2 host, or when the hierarchy lists none.
+    ``mountinfo`` defaults to this process's /proc/self/mountinfo.
+    """
+    if mountinfo is None:
+        mountinfo = Path("/proc/self/mountinfo").read_text()
+    found = hierarchies(mountinfo)
+    if layout(found) != "hybrid":
+        return None
+    for hierarchy in found:
+        if hierarchy.version != 2:
+            continue
+        try:
+            listed = (hierarchy.mount_point / "cgroup.controllers").read_text().split()
+        except OSError:
+            continue
+        if listed:
+            return {"mount_point": str(hierarchy.mount_point), "controllers": listed}
+    return None

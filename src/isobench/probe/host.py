@@ -230,3 +230,71 @@ def serve_loopback(port_file: str, seconds: int) -> None:
         except TimeoutError:
             continue
         connection.close()
+
+
+def run_in_group(pid_file: str, bin_dir: str, argv: list[str]) -> None:
+    """Run ``argv`` as a child in a process group of its own, with ``bin_dir`` first on
+    PATH; write its PID to ``pid_file`` and exit with its status, 128+N for a signal N
+    as a shell reports it.
+
+    For the host row on another host: there, a command that a signal ends would
+    show only as ssh's own status 255.
+    """
+    import sys
+
+    child = os.fork()
+    if child == 0:
+        os.setpgid(0, 0)
+        os.environ["PATH"] = f"{bin_dir}:{os.environ.get('PATH', '')}"
+        try:
+            os.execvp(argv[0], argv)
+        except OSError as exc:
+            print(f"{argv[0]}: {exc.strerror}", file=sys.stderr)
+            os._exit(127)
+    Path(pid_file).write_text(str(child))
+    _, status = os.waitpid(child, 0)
+    if os.WIFSIGNALED(status):
+        sys.exit(128 + os.WTERMSIG(status))
+    sys.exit(os.WEXITSTATUS(status))
+
+
+def find_program(names: list[str]) -> str | None:
+    """Return the path of the first of ``names`` that :func:`program` finds, or None."""
+    for name in names:
+        found = program(name)
+        if found:
+            return found
+    return None
+
+
+def bounding_set_mask(status_file: Path = Path("/proc/self/status")) -> int | None:
+    """Return this process's capability bounding set (the CapBnd line) as a bit mask, bit
+    N for capability N, or None when the file has no such line."""
+    for line in status_file.read_text().splitlines():
+        if line.startswith("CapBnd:"):
+            return int(line.split()[1], 16)
+    return None
+
+
+def device_node(path: str) -> dict[str, object]:
+    """Describe the file ``path`` for an OCI device entry: its ``type`` ('c' for a
+    character device, 'b' for a block device, '' for any other file), ``major``,
+    ``minor`` and ``mode`` (the permission bits). A file that cannot be read gives
+    ``{"error": strerror}`` instead."""
+    import stat
+
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        return {"error": exc.strerror or str(exc)}
+    kind = ""
+    if stat.S_ISCHR(info.st_mode):
+        kind = "c"
+    elif stat.S_ISBLK(info.st_mode):
+        kind = "b"
+    return {
+        "type": kind,
+        "major": os.major(info.st_rdev),
+        "minor": os.minor(info.st_rdev),
+        "mode": stat.S_IMODE(info.st_mode),
+    }

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from isobench import hosts
+from isobench import commands, hosts
 from isobench.errors import CommandFailed, CommandTimeout, HarnessError, IsobenchError
 from isobench.journal import Entry, Journal
 from isobench.model import Request, RunResult
@@ -108,15 +108,69 @@ class Context:
         return f"isobench-{self.run_id}-{safe}-{number}"
 
 
+def rootfs_on_host(image: ProbeImage) -> Path:
+    """Return the path of the image's rootfs on the run's host, copying it there first
+    when that host is another machine and lacks it.
+
+    The copy goes to the same path, beside a file ``complete`` that is written
+    last, like the image cache here; the copy is a cache too, kept for the next
+    run.
+    """
+    host = hosts.current()
+    if host.is_local:
+        return image.rootfs
+    root = image.rootfs.parent
+    done = root / "complete"
+    if commands.run(["test", "-e", str(done)], timeout=30, check=False).returncode == 0:
+        return image.rootfs
+    partial = root.with_name(root.name + f".partial-{os.getpid()}")
+    unpack = (
+        'rm -rf "$1" && mkdir -p "$1/rootfs" && tar -x --numeric-owner -C "$1/rootfs" '
+        '&& rm -rf "$2" && mv "$1" "$2" && echo "$3" > "$2/complete"'
+    )
+    argv = ["sh", "-c", unpack, "sh", str(partial), str(root), image.tag]
+    log.info("copying the %s rootfs to %s", image.kind, host.label)
+    tar = subprocess.Popen(
+        ["tar", "-C", str(image.rootfs), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE
+    )
+    try:
+        copied = subprocess.run(
+            host.command(argv), stdin=tar.stdout, capture_output=True, text=True, timeout=600
+        )
+    finally:
+        if tar.stdout is not None:
+            tar.stdout.close()
+        tar.wait()
+    if copied.returncode != 0 or tar.returncode != 0:
+        raise CommandFailed(
+            [f"{host.label}:", *argv],
+            copied.returncode or tar.returncode,
+            copied.stdout,
+            copied.stderr,
+            hint=f"The {image.kind} rootfs could not be copied to {host.label}.",
+        )
+    return image.rootfs
+
+
+def write_on_host(path: Path, text: str) -> None:
+    """Write ``text`` to the file ``path`` on the run's host."""
+    if hosts.current().is_local:
+        path.write_text(text)
+        return
+    commands.run(["sh", "-c", 'cat > "$1"', "sh", str(path)], input_text=text, timeout=60)
+
+
 def journal_cgroups(ctx: Context, runtime: str, path: str) -> list[tuple[Path, Entry]]:
     """Journal the cgroup ``path`` (from the root) in every mounted hierarchy, before a
     runtime makes it, and return each directory with its entry.
 
     The removal deletes the directory with every directory under it, deepest
-    first, because some runtimes make sub-cgroups of their own there.
+    first, because some runtimes make sub-cgroups of their own there. The
+    hierarchies are those mounted on the run's host.
     """
     found = []
-    for directory in cgroups.directories_for(path):
+    for name in hosts.current().call(cgroups, "directory_names", path):
+        directory = Path(name)
         remove = ["find", str(directory), "-depth", "-type", "d", "-delete"]
         entry = ctx.journal.record(
             "cgroup", str(directory), remove, runtime=runtime, absent=("No such file",)
@@ -275,7 +329,7 @@ class LocalOnly(Adapter):
         return Availability(
             False,
             reason=f"{self.name} reads and writes files of the machine that runs isobench, so "
-            f"it checks that machine only, not {self.host}",
+            f"it checks that machine only, not {hosts.label_of(self.host)}",
             hint="Run isobench on that host to check this row there.",
         )
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
 import shlex
 import shutil
-import stat
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from isobench import commands
+from isobench import commands, hosts
 from isobench.errors import HarnessError, IsobenchError
 from isobench.journal import Entry
 from isobench.model import (
@@ -26,16 +26,20 @@ from isobench.model import (
     Request,
     capability_name,
 )
-from isobench.probe import cgroups, host
+from isobench.probe import cgroups
+from isobench.probe import host as host_probe
 from isobench.runtimes import shim
 from isobench.runtimes.base import (
     Adapter,
     Availability,
     Context,
     Launched,
+    ProbeImage,
     journal_cgroups,
     popen,
+    rootfs_on_host,
     unmanaged_network_reason,
+    write_on_host,
 )
 
 log = logging.getLogger(__name__)
@@ -65,6 +69,9 @@ _DEFAULT_REQUEST = Request()
 
 USERNS_HOST_ID = 100000
 USERNS_SIZE = 65536
+
+#: The text that a record shows in place of the shim's source on a command line.
+_SHIM_SOURCE_SHOWN = "<source of isobench.runtimes.shim>"
 
 
 @dataclass(frozen=True)
@@ -139,22 +146,15 @@ RUNSC = OciProfile(
 
 def hybrid_unified_with_controllers(mountinfo: str | None = None) -> Path | None:
     """Return the mount point of the unified hierarchy on a hybrid host when it lists a
-    controller; None on a v1-only or v2 host, or when it lists none."""
+    controller; None on a v1-only or v2 host, or when it lists none.
+
+    Without ``mountinfo``, the mounts are those of the run's host.
+    """
     if mountinfo is None:
-        mountinfo = Path("/proc/self/mountinfo").read_text()
-    found = cgroups.hierarchies(mountinfo)
-    if cgroups.layout(found) != "hybrid":
-        return None
-    for hierarchy in found:
-        if hierarchy.version != 2:
-            continue
-        try:
-            listed = (hierarchy.mount_point / "cgroup.controllers").read_text().split()
-        except OSError:
-            continue
-        if listed:
-            return hierarchy.mount_point
-    return None
+        found = hosts.current().call(cgroups, "hybrid_unified")
+    else:
+        found = cgroups.hybrid_unified(mountinfo)
+    return None if found is None else Path(str(found["mount_point"]))
 
 
 CPU_PERIOD_US = 100000
@@ -206,32 +206,32 @@ def _passwd_gid(passwd: str, uid: int) -> int:
 
 
 def host_bounding_set() -> list[str]:
-    """Return the capabilities of this process's bounding set: what privileged may grant."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("CapBnd:"):
-            bits = int(line.split()[1], 16)
-            return [name for number, name in enumerate(CAPABILITIES) if bits >> number & 1]
-    return list(CAPABILITIES)
+    """Return the capabilities of the bounding set of a process started on the run's host
+    (this process, when that host is this machine): what privileged may grant."""
+    mask = hosts.current().call(host_probe, "bounding_set_mask")
+    if mask is None:
+        return list(CAPABILITIES)
+    return [name for number, name in enumerate(CAPABILITIES) if mask >> number & 1]
 
 
 def device_entry(path: str) -> dict[str, Any]:
-    """Describe a host device node for ``linux.devices``; a missing node is a HarnessError."""
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise HarnessError(f"the device {path} cannot be added: {exc.strerror}") from None
-    if stat.S_ISCHR(info.st_mode):
-        kind = "c"
-    elif stat.S_ISBLK(info.st_mode):
-        kind = "b"
-    else:
-        raise HarnessError(f"{path} is not a device node, so it cannot be added as a device")
+    """Describe a device node of the run's host for ``linux.devices``.
+
+    Raises HarnessError when the node is missing or is not a device node.
+    """
+    host = hosts.current()
+    where = "" if host.is_local else f" on {host.label}"
+    node = host.call(host_probe, "device_node", path)
+    if "error" in node:
+        raise HarnessError(f"the device {path}{where} cannot be added: {node['error']}")
+    if not node["type"]:
+        raise HarnessError(f"{path}{where} is not a device node, so it cannot be added as a device")
     return {
         "path": path,
-        "type": kind,
-        "major": os.major(info.st_rdev),
-        "minor": os.minor(info.st_rdev),
-        "fileMode": stat.S_IMODE(info.st_mode),
+        "type": node["type"],
+        "major": node["major"],
+        "minor": node["minor"],
+        "fileMode": node["mode"],
         "uid": 0,
         "gid": 0,
     }
@@ -413,19 +413,27 @@ class OciAdapter(Adapter):
     """An OCI runtime CLI that runs a bundle in the foreground."""
 
     family = "oci"
+    remote_ready = True
 
     def __init__(self, profile: OciProfile, binary: str | None = None) -> None:
         self.profile = profile
         self.name = profile.runtime
         self._binary = binary
         self._availability: Availability | None = None
-        self._unified: tuple[Path | None] | None = None
+        #: The result of ``cgroups.hybrid_unified`` on each host, by host spec.
+        self._unified: dict[str, dict[str, Any] | None] = {}
+        #: The runtime's program on each other host (None: not found there), by host spec.
+        self._programs: dict[str, str | None] = {}
+        #: The capability bounding set on each other host, by host spec.
+        self._bounding: dict[str, list[str]] = {}
 
     @property
     def binary(self) -> str:
-        configured = self._binary or (
-            os.environ.get(self.profile.binary_env) if self.profile.binary_env else None
-        )
+        """The runtime's program on the run's host: a path, or a name looked up on PATH."""
+        configured = self._configured_binary()
+        host = hosts.current()
+        if not host.is_local:
+            return self._program_on(host) or configured or self.profile.runtime
         if configured:
             return configured
         if self.profile.bundled:
@@ -433,6 +441,30 @@ class OciAdapter(Adapter):
             if beside.exists():
                 return str(beside)
         return self.profile.runtime
+
+    def _configured_binary(self) -> str | None:
+        """Return the program that the row or its environment variable names, if any."""
+        if self._binary:
+            return self._binary
+        return os.environ.get(self.profile.binary_env) if self.profile.binary_env else None
+
+    def _candidates(self) -> list[str]:
+        """Return the programs to look for on another host, in order."""
+        configured = self._configured_binary()
+        if configured:
+            return [configured]
+        if self.profile.bundled:
+            # A host set up like this one (the same checkout or virtual environment) has
+            # it beside the interpreter at the same path. Else it is looked up on PATH.
+            return [str(Path(sys.executable).parent / self.profile.runtime), self.profile.runtime]
+        return [self.profile.runtime]
+
+    def _program_on(self, host: hosts.Host) -> str | None:
+        """Return the path of the runtime's program on ``host``, looked up there once."""
+        if host.spec not in self._programs:
+            found = host.call(host_probe, "find_program", self._candidates())
+            self._programs[host.spec] = str(found) if found else None
+        return self._programs[host.spec]
 
     def state_root(self, ctx: Context) -> Path:
         return Path("/run/isobench") / self.name
@@ -476,12 +508,18 @@ class OciAdapter(Adapter):
 
     def unified_to_hide(self) -> Path | None:
         """Return the unified hierarchy to unmount for this runtime's commands, or None
-        when the profile or the host needs no such step."""
+        when the profile or the run's host needs no such step."""
         if not self.profile.hides_unified:
             return None
-        if self._unified is None:
-            self._unified = (hybrid_unified_with_controllers(),)
-        return self._unified[0]
+        found = self._hybrid_unified()
+        return None if found is None else Path(str(found["mount_point"]))
+
+    def _hybrid_unified(self) -> dict[str, Any] | None:
+        """Return ``cgroups.hybrid_unified`` of the run's host, read there once."""
+        host = hosts.current()
+        if host.spec not in self._unified:
+            self._unified[host.spec] = host.call(cgroups, "hybrid_unified")
+        return self._unified[host.spec]
 
     def availability(self) -> Availability:
         if self._availability is None:
@@ -489,24 +527,10 @@ class OciAdapter(Adapter):
         return self._availability
 
     def _check_availability(self) -> Availability:
-        path = shutil.which(self.binary)
+        host = hosts.current()
+        path = shutil.which(self.binary) if host.is_local else self._program_on(host)
         if path is None:
-            source = (
-                f" (set by {self.profile.binary_env})"
-                if os.environ.get(self.profile.binary_env)
-                else ""
-            )
-            return Availability(
-                False,
-                installed=False,
-                reason=f"'{self.binary}'{source} not found",
-                hint=self.profile.install_hint
-                + (
-                    f" Or set {self.profile.binary_env} to its path."
-                    if self.profile.binary_env
-                    else ""
-                ),
-            )
+            return self._not_found(host)
         try:
             result = commands.run([path, "--version"], timeout=30)
         except IsobenchError as exc:
@@ -516,13 +540,34 @@ class OciAdapter(Adapter):
         details = {"binary": path}
         unified = self.unified_to_hide()
         if unified is not None:
-            listed = (unified / "cgroup.controllers").read_text().split()
+            found = self._hybrid_unified() or {}
+            listed = [str(name) for name in found.get("controllers", [])]
             details["how"] = (
                 f"each {self.name} command runs in a private mount namespace without {unified}, "
                 f"because that hierarchy lists {', '.join(listed)} and {self.name} refuses such "
                 "a hybrid host"
             )
         return Availability(True, version=version, details=details)
+
+    def _not_found(self, host: hosts.Host) -> Availability:
+        """Return the availability of a row whose program is not on ``host``."""
+        source = (
+            f" (set by {self.profile.binary_env})"
+            if self.profile.binary_env and os.environ.get(self.profile.binary_env)
+            else ""
+        )
+        if host.is_local:
+            reason = f"'{self.binary}'{source} not found"
+            hint = self.profile.install_hint
+            where = ""
+        else:
+            tried = " or ".join(f"'{name}'" for name in self._candidates())
+            reason = f"{tried}{source} not found on {host.label}"
+            hint = f"On {host.label}: {self.profile.install_hint}"
+            where = " on that host"
+        if self.profile.binary_env:
+            hint += f" Or set {self.profile.binary_env} to its path{where}."
+        return Availability(False, installed=False, reason=reason, hint=hint)
 
     def unsupported(self, request: Request) -> str | None:
         if request.init:
@@ -543,18 +588,31 @@ class OciAdapter(Adapter):
                 return reason
         return None
 
+    def prepare(self, ctx: Context) -> None:
+        """Copy the probe image's rootfs to another host before the first container, so
+        that a copy that fails is tried once for the row, not once per check."""
+        if ctx.image is not None and not hosts.current().is_local:
+            rootfs_on_host(ctx.image)
+
     def launch(
         self, ctx: Context, request: Request, argv: Sequence[str], env: dict[str, str]
     ) -> Launched:
         name, bundle, entries = self.prepare_bundle(ctx, request, argv, env)
         run_argv = self.run_argv(ctx, name, bundle)
         process = popen(run_argv)
+        host = hosts.current()
+        recorded_argv, where = run_argv, ""
+        if not host.is_local:
+            # The record shows a placeholder in place of the whole source of the shim.
+            source = inspect.getsource(shim)
+            recorded_argv = [_SHIM_SOURCE_SHOWN if arg == source else arg for arg in run_argv]
+            where = f" on {host.label}"
         return Launched(
             name=name,
             process=process,
-            argv=run_argv,
+            argv=recorded_argv,
             entries=entries,
-            commands=[f"# config.json written to {bundle}"],
+            commands=[f"# config.json written to {bundle}{where}"],
         )
 
     def run_argv(self, ctx: Context, name: str, bundle: Path) -> list[str]:
@@ -562,6 +620,10 @@ class OciAdapter(Adapter):
         the container's status."""
         if self.profile.lifecycle == "create-start":
             waiter = [sys.executable, "-m", "isobench.runtimes.shim"]
+            if not hosts.current().is_local:
+                # isobench need not be installed there: the shim uses the standard
+                # library only, so the host's python3 runs its source.
+                waiter = ["python3", "-c", inspect.getsource(shim)]
             return [*waiter, *self.global_argv(ctx), "--", name, str(bundle)]
         return [*self.global_argv(ctx), "run", "--bundle", str(bundle), name]
 
@@ -590,21 +652,20 @@ class OciAdapter(Adapter):
         entries = [
             ctx.journal.record("bundle", str(bundle), ["rm", "-rf", str(bundle)], runtime=self.name)
         ]
-        bundle.mkdir(parents=True)
-        shutil.copytree(image.rootfs, bundle / "rootfs", symlinks=True)
+        self._lay_out_rootfs(image, bundle, self.state_root(ctx))
         passwd_file = image.rootfs / "etc" / "passwd"
         passwd = passwd_file.read_text() if passwd_file.exists() else ""
         device = None
         if request.device_write_bps is not None or request.device_read_bps is not None:
             device = self.storage_device(ctx)
         config = build_config(
-            request, argv, env, passwd=passwd, device=device, host_caps=host_bounding_set()
+            request, argv, env, passwd=passwd, device=device, host_caps=self._bounding_set()
         )
         # A cgroup path of our own, so that what the runtime leaves (runsc does,
         # when a sandbox fails to start) can be found and removed.
         cgroup_path = f"/{name}"
         config["linux"]["cgroupsPath"] = cgroup_path
-        (bundle / "config.json").write_text(json.dumps(config, indent=2))
+        write_on_host(bundle / "config.json", json.dumps(config, indent=2))
         entries += [entry for _, entry in journal_cgroups(ctx, self.name, cgroup_path)]
         hidden = self.journal_hidden_cgroup(ctx, cgroup_path)
         if hidden is not None:
@@ -616,7 +677,8 @@ class OciAdapter(Adapter):
             )
 
         root = self.state_root(ctx)
-        root.mkdir(parents=True, exist_ok=True)
+        if hosts.current().is_local:
+            root.mkdir(parents=True, exist_ok=True)
         # What the runtime keeps of the container in its state root once 'delete' has
         # run, or after it lost the container: runsc leaves NAME_sandbox:NAME.lock.
         entries.append(
@@ -655,6 +717,36 @@ class OciAdapter(Adapter):
         )
         return name, bundle, entries
 
+    @staticmethod
+    def _lay_out_rootfs(image: ProbeImage, bundle: Path, state_root: Path) -> None:
+        """Make the bundle directory on the run's host, with a copy of the image's rootfs
+        as its ``rootfs``. The directory must not exist yet.
+
+        On another host, the runtime's state root is made in the same command, which
+        saves a round trip over the connection per container.
+        """
+        if hosts.current().is_local:
+            bundle.mkdir(parents=True)
+            shutil.copytree(image.rootfs, bundle / "rootfs", symlinks=True)
+            return
+        source = rootfs_on_host(image)
+        copy = 'mkdir -p "$1" "$2" && mkdir "$3" && cp -a "$4" "$3/rootfs"'
+        commands.run(
+            ["sh", "-c", copy, "sh", str(bundle.parent), str(state_root), str(bundle), str(source)],
+            timeout=120,
+            hint=f"The bundle {bundle} could not be laid out.",
+        )
+
+    def _bounding_set(self) -> list[str]:
+        """Return :func:`host_bounding_set`, read once per other host, because each read
+        there starts the host's python3 over the connection."""
+        host = hosts.current()
+        if host.is_local:
+            return host_bounding_set()
+        if host.spec not in self._bounding:
+            self._bounding[host.spec] = host_bounding_set()
+        return self._bounding[host.spec]
+
     def host_pid(self, ctx: Context, launched: Launched) -> int | None:
         state = [*self.global_argv(ctx), "state", launched.name]
         result = commands.run(state, timeout=30, check=False)
@@ -676,6 +768,8 @@ class OciAdapter(Adapter):
         self._require_exec()
         command = [*self.global_argv(ctx), "exec", "--detach", launched.name, *argv]
         launched.commands.append(shlex.join(command))
+        # The process started keeps the runtime's stdout and stderr open: through files,
+        # on whichever host the command runs.
         commands.run(command, timeout=60, output_to_files=True)
 
     def exec_output(self, ctx: Context, launched: Launched, argv: Sequence[str]) -> str:
@@ -696,7 +790,10 @@ class OciAdapter(Adapter):
 
     def storage_device(self, ctx: Context) -> tuple[str, int, int]:
         try:
-            return host.block_device(ctx.bundle_root)
-        except OSError as exc:
+            path, major, minor = hosts.current().call(
+                host_probe, "block_device", str(ctx.bundle_root)
+            )
+            return str(path), int(major), int(minor)
+        except (OSError, HarnessError) as exc:
             where = f"the bundles of {self.name} are in {ctx.bundle_root}"
             raise HarnessError(f"{where}: {exc}") from None

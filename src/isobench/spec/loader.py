@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -443,3 +444,35 @@ def find_suites(directory: Path, names: Iterable[str] = ()) -> list[Path]:
             f"available: {', '.join(available) or 'none'}",
         )
     return [available[name] for name in wanted]
+
+
+def remote_ready(path: Path) -> bool:
+    """Tell whether the suite at ``path`` can check another host: a YAML suite can, and a
+    Python suite when each of its modules sets ``REMOTE_READY = True``.
+
+    The modules are read, not imported: importing a suite runs its module code.
+    """
+    if path.suffix in (".yaml", ".yml"):
+        return True
+    modules = sorted(path.glob("test_*.py")) if path.is_dir() else [path]
+    return bool(modules) and all(_sets_remote_ready(module) for module in modules)
+
+
+def _sets_remote_ready(module: Path) -> bool:
+    try:
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError):
+        return False
+    for node in tree.body:
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, ast.AnnAssign)
+            else []
+        )
+        value = getattr(node, "value", None)
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id == "REMOTE_READY":
+                return isinstance(value, ast.Constant) and value.value is True
+    return False
