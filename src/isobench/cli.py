@@ -474,14 +474,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _checking(host: hosts.Host) -> Iterator[None]:
     """Send this process's commands and reads to ``host`` within the block."""
-    hosts.use(host)
-    runtimes.reset()
+    before = hosts.use(host)
     try:
-        yield
+        with runtimes.fresh():
+            yield
     finally:
         host.close()
-        hosts.use(hosts.LOCAL)
-        runtimes.reset()
+        hosts.use(before)
 
 
 def _run_here(args: argparse.Namespace) -> int:

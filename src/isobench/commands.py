@@ -67,14 +67,14 @@ def run(
 
 def _run_local(
     args: list[str],
-    shown: list[str],
+    display: list[str],
     timeout: float,
     check: bool,
     input_text: str | None,
     full_env: dict[str, str] | None,
     hint: str,
 ) -> Completed:
-    """Run ``args`` here; errors and the result name ``shown``."""
+    """Run ``args`` here; errors and the result name ``display``."""
     started = time.monotonic()
     try:
         proc = subprocess.run(
@@ -89,16 +89,16 @@ def _run_local(
     except subprocess.TimeoutExpired as exc:
         stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
         log.debug("timed out after %.1fs: %s", timeout, shlex.join(args))
-        raise CommandTimeout(shown, timeout, stderr) from None
+        raise CommandTimeout(display, timeout, stderr) from None
     except FileNotFoundError:
         log.debug("not found: %s", shlex.join(args))
-        raise CommandFailed(shown, 127, "", f"{args[0]}: command not found", hint) from None
+        raise CommandFailed(display, 127, "", f"{args[0]}: command not found", hint) from None
     duration = time.monotonic() - started
 
     log.debug("exit %d in %.3fs: %s", proc.returncode, duration, shlex.join(args))
-    result = Completed(shown, proc.returncode, proc.stdout, proc.stderr, duration)
+    result = Completed(display, proc.returncode, proc.stdout, proc.stderr, duration)
     if check and proc.returncode != 0:
-        raise CommandFailed(shown, proc.returncode, proc.stdout, proc.stderr, hint)
+        raise CommandFailed(display, proc.returncode, proc.stdout, proc.stderr, hint)
     return result
 
 
@@ -126,20 +126,20 @@ def _run_remote(
     """Run ``args`` on another host within ``timeout`` seconds. The host's timeout(1)
     ends the command there, where ending the local client would not; results and
     errors name the command with the host in front."""
-    shown = [f"{host.label}:", *args]
+    display = [f"{host.label}:", *args]
     limited = ["timeout", "--kill-after=5", f"{timeout:g}", *args]
     if output_to_files:
         # The files must be on that host: a process the command leaves holding its
         # output would otherwise hold the ssh session's pipes.
         limited = ["sh", "-c", _OUTPUT_THROUGH_FILES, "sh", *limited]
     local = host.command(limited, env=env)
-    result = _run_local(local, shown, timeout + REMOTE_GRACE_S, False, input_text, None, hint)
+    result = _run_local(local, display, timeout + REMOTE_GRACE_S, False, input_text, None, hint)
     if result.returncode in (124, 137) and result.duration_s >= timeout:
-        raise CommandTimeout(shown, timeout, result.stderr)
+        raise CommandTimeout(display, timeout, result.stderr)
     if result.returncode == 255 and not result.stdout:
         hint = f"{host.spec} could not be reached through ssh. {hint}".strip()
     if check and result.returncode != 0:
-        raise CommandFailed(shown, result.returncode, result.stdout, result.stderr, hint)
+        raise CommandFailed(display, result.returncode, result.stdout, result.stderr, hint)
     return result
 
 

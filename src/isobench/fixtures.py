@@ -76,10 +76,10 @@ class HostMarkers:
         """Make every marker and return the host facts that name them.
 
         On another host the same markers are made through commands, and the
-        host's python3 holds the listener and makes the shared memory segment.
+        host's python3 runs the listener and makes the shared memory segment.
         """
         tag = f"isobench-marker-{self.run_id}"
-        here = hosts.current().is_local
+        local = hosts.current().is_local
 
         # pkill matches the whole command line, which carries the run id, so a
         # stale journal can never end an unrelated process that reused the PID.
@@ -89,7 +89,7 @@ class HostMarkers:
             ["pkill", "--full", "--exact", f"{tag} 3600"],
             absent_status=(1,),  # pkill: no process matched
         )
-        if here:
+        if local:
             sleep = shutil.which("sleep") or "/bin/sleep"
             self._process = subprocess.Popen(
                 [tag, "3600"], executable=sleep, stdin=subprocess.DEVNULL, start_new_session=True
@@ -117,7 +117,7 @@ class HostMarkers:
         self.facts["marker.shm_key"] = self._make_shm()
         self.facts["marker.bind_dir"] = self._make_bind_tree(self.base / f"{tag}.bind")
 
-        if here:
+        if local:
             self._listener = Listener()
             self._listener.start()
             self.facts["listener.port"] = str(self._listener.port)

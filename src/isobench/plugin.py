@@ -9,6 +9,7 @@ directory as it happens.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -132,6 +133,7 @@ class IsobenchSession:
             )
         self._host_problem: str | None = None
         self._previous_host = hosts.LOCAL
+        self._fresh_adapters: contextlib.AbstractContextManager[None] | None = None
 
     @property
     def runtime_names(self) -> list[str]:
@@ -220,8 +222,10 @@ class IsobenchSession:
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self._previous_host = hosts.use(self.host)
-        # Adapters made before (an earlier session in this process) belong to that host.
-        runtimes.reset()
+        if self._previous_host.spec != self.host.spec:
+            # Adapters keep what they found on the host they were made for.
+            self._fresh_adapters = runtimes.fresh()
+            self._fresh_adapters.__enter__()
         if self.controller:
             self.ensure_run_directory()
         # The handlers note the interrupt before raising it: a second signal can arrive
@@ -299,6 +303,9 @@ class IsobenchSession:
             self.lock.release()
         self.host.close()
         hosts.use(self._previous_host)
+        if self._fresh_adapters is not None:
+            self._fresh_adapters.__exit__(None, None, None)
+            self._fresh_adapters = None
         if self.run_dir is not None:
             if interrupted:
                 status = "interrupted"

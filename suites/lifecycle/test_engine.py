@@ -32,12 +32,14 @@ SUITE = "lifecycle"
 EXIT_STATUS = 7
 #: A file whose creation (through exec) lets WAIT_THEN_EXIT go on to its exit.
 GO_FILE = "/isobench-go"
-#: Waits up to 60 s for GO_FILE, then exits with EXIT_STATUS.
+#: Waits up to 60 s for GO_FILE, then exits with EXIT_STATUS. The second between is for
+#: the exec that made the file: an engine kills the exec processes of a container whose
+#: first process ends, and the exec then fails with 137.
 WAIT_THEN_EXIT = (
     "/bin/sh",
     "-c",
     f"i=0; while [ ! -e {GO_FILE} ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done; "
-    f"exit {EXIT_STATUS}",
+    f"sleep 1; exit {EXIT_STATUS}",
 )
 #: An IPC-namespaced sysctl that docker and podman accept with --sysctl, and the value
 #: requested (the host's value is another).

@@ -141,17 +141,17 @@ def test_negative_control_fails_on_a_host(nodes: list[SshHost]) -> None:
     check = next(c for c in suite.checks if c.id == "pid-ns-private")
     host = hosts.Host(nodes[0].spec)
     before = hosts.use(host)
-    runtimes.reset()
-    harness = Harness(f"hosttest{os.getpid()}")
-    try:
-        passed = harness.evaluate(check, "docker")
-        failed = harness.evaluate(check, "docker", control={"pid": "host"})
-        assert harness.host_facts["hostname"] == nodes[0].name
-    finally:
-        left = harness.close()
-        host.close()
-        hosts.use(before)
-        runtimes.reset()
+    # Adapters of their own: those of this session's harness stay as they were.
+    with runtimes.fresh():
+        harness = Harness(f"hosttest{os.getpid()}")
+        try:
+            passed = harness.evaluate(check, "docker")
+            failed = harness.evaluate(check, "docker", control={"pid": "host"})
+            assert harness.host_facts["hostname"] == nodes[0].name
+        finally:
+            left = harness.close()
+            host.close()
+            hosts.use(before)
     assert passed.outcome == "pass", passed.message
     assert failed.outcome == "fail", (failed.outcome, failed.message)
     assert not left

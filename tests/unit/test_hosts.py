@@ -7,9 +7,7 @@ import shlex
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,40 +16,7 @@ from isobench.errors import CommandFailed, CommandTimeout, HarnessError, UsageEr
 from isobench.probe import host as host_probe
 from isobench.runtimes.base import LocalOnly, ProbeImage, rootfs_on_host
 from isobench.spec.loader import remote_ready
-
-
-class Loopback(hosts.Host):
-    """An ssh:// host whose commands run here, with the connection left out: the command
-    it would send is what runs."""
-
-    def __init__(self) -> None:
-        super().__init__("ssh://root@node1")
-        self.sent: list[list[str]] = []
-
-    def command(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Any = None,
-        cwd: str | Path | None = None,
-    ) -> list[str]:
-        args = [str(a) for a in argv]
-        if env:
-            args = ["env", *(f"{k}={v}" for k, v in env.items()), *args]
-        self.sent.append(args)
-        return args
-
-
-@pytest.fixture
-def loopback() -> Iterator[Loopback]:
-    host = Loopback()
-    before = hosts.use(host)
-    runtimes.reset()
-    try:
-        yield host
-    finally:
-        hosts.use(before)
-        runtimes.reset()
+from tests.unit.loopback import Loopback
 
 
 def test_labels_and_connections() -> None:

@@ -15,12 +15,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from isobench import hosts, runtimes
+from isobench import hosts
 from isobench.commands import _OUTPUT_THROUGH_FILES
 from isobench.errors import HarnessError
 from isobench.journal import Journal
@@ -39,21 +38,9 @@ from isobench.runtimes.oci import (
     host_bounding_set,
     hybrid_unified_with_controllers,
 )
-from tests.unit.test_hosts import Loopback
+from tests.unit.loopback import Loopback
 
 ARGV = ["/isobench/probe.sh"]
-
-
-@pytest.fixture
-def loopback() -> Iterator[Loopback]:
-    host = Loopback()
-    before = hosts.use(host)
-    runtimes.reset()
-    try:
-        yield host
-    finally:
-        hosts.use(before)
-        runtimes.reset()
 
 
 def calls(host: Loopback) -> list[tuple[str, str, list[object]]]:

@@ -11,9 +11,10 @@ The rows come from four places, looked up in this order:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
@@ -187,6 +188,23 @@ def get(name: str) -> Adapter:
             adapter = LocalOnly(adapter, host.spec)
         _cache[name] = adapter
     return _cache[name]
+
+
+@contextlib.contextmanager
+def fresh() -> Iterator[None]:
+    """Make new adapters within the block, and give back the ones made before it after.
+
+    For a block that checks another host: an adapter keeps what it found on the
+    host it was made for, and a harness that prepared one must get the same one
+    again.
+    """
+    saved = dict(_cache)
+    _cache.clear()
+    try:
+        yield
+    finally:
+        _cache.clear()
+        _cache.update(saved)
 
 
 def reset() -> None:

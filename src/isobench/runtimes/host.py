@@ -4,9 +4,9 @@ It accepts every request and applies none of it, so each isolation check
 must fail here. It runs the probe image's own busybox from the rootfs
 directory, so the tools are the same as inside a container.
 
-On another host, the rootfs is copied there first, and the processes are
-started, found and ended there: each one writes its PID into a file of its
-working directory before it becomes the command, in a session of its own.
+On another host, the rootfs is copied there first. The processes are
+started, found and ended there. Each one runs in a process group of its own
+and writes its PID into a file of its working directory.
 """
 
 from __future__ import annotations
