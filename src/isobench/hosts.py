@@ -132,8 +132,8 @@ class Host:
         if cwd is not None:
             remote = f"cd {shlex.quote(str(cwd))} && exec {remote}"
         backend = self._ssh_backend()
-        # testinfra builds the ssh command line (and wraps it for sudo); it is split
-        # back into an argv here, so the client is started without a shell between.
+        # testinfra builds the ssh command line and wraps it for sudo. The line is split
+        # back into an argv here, so that no shell runs between this process and ssh.
         template, values = backend._build_ssh_command(backend.get_command(remote))
         return shlex.split(backend.quote(" ".join(template), *values))
 

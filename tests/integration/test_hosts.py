@@ -2,8 +2,8 @@
 
 The hosts are network namespaces of this machine with an sshd each, in a UTS
 namespace of its own (tests/integration/sshhosts.py). They share this
-machine's files, processes and docker engine, so a check there sees what it
-would see here; what differs, and shows that a fact was read on the host, is
+machine's files, processes and docker engine, so a check there observes what
+it would observe here; what differs, and shows that a fact was read on the host, is
 the host's name.
 """
 
@@ -97,12 +97,12 @@ def test_same_outcomes_as_a_run_here(nodes: list[SshHost], tmp_path: Path) -> No
     read and ended on that host."""
     rows = ["--runtime", "docker", "--runtime", "host"]
     suites = ["--suite", "namespaces", "--suite", "process"]
-    here = isobench("run", *rows, *suites, "--out", str(tmp_path / "here"))
-    assert here.returncode == 0, here.stdout + here.stderr
-    there = isobench(
+    local_run = isobench("run", *rows, *suites, "--out", str(tmp_path / "here"))
+    assert local_run.returncode == 0, local_run.stdout + local_run.stderr
+    remote_run = isobench(
         "run", "--hosts", nodes[0].spec, *rows, *suites, "--out", str(tmp_path / "there")
     )
-    assert there.returncode == 0, there.stdout + there.stderr
+    assert remote_run.returncode == 0, remote_run.stdout + remote_run.stderr
     _, local_records = read_run(tmp_path / "here")
     _, remote_records = read_run(tmp_path / "there")
     assert outcomes(local_records) == outcomes(remote_records)
@@ -127,10 +127,10 @@ def test_unreachable_host_gives_errors_there_only(nodes: list[SshHost], tmp_path
     bad = hosts.label_of(closed)
     reached = [r for r in records if r["host"] == good]
     assert len(reached) == 20 and all(r["outcome"] != "error" for r in reached)
-    refused = [r for r in records if r["host"] == bad]
-    assert len(refused) == 20
-    assert all(r["outcome"] == "error" for r in refused)
-    assert all("could not be reached" in r["message"] for r in refused), refused[0]["message"]
+    unreached = [r for r in records if r["host"] == bad]
+    assert len(unreached) == 20
+    assert all(r["outcome"] == "error" for r in unreached)
+    assert all("could not be reached" in r["message"] for r in unreached), unreached[0]["message"]
     assert "error" in meta["hosts"][bad]["environment"]
 
 

@@ -47,8 +47,11 @@ def test_ssh_command_line_comes_from_testinfra(tmp_path: Path) -> None:
         host.close()
     assert argv[0] == "ssh"
     line = shlex.join(argv)
-    assert "User=admin" in line and "Port=2222" in line and str(config) in line
-    assert "ControlPath=" in line and "ControlMaster=auto" in line
+    assert "User=admin" in line
+    assert "Port=2222" in line
+    assert str(config) in line
+    assert "ControlPath=" in line
+    assert "ControlMaster=auto" in line
     assert argv[-2] == "node1"
     assert shlex.split(argv[-1]) == [
         "cd",
@@ -126,7 +129,7 @@ def test_journal_records_the_host_and_cleans_there(tmp_path: Path, loopback: Loo
     target.mkdir()
     record.record("directory", str(target), ["rmdir", str(target)])
     hosts.use(hosts.LOCAL)
-    # The run died (its process is gone): its journal says where its resources are.
+    # The run died (its process is gone): its journal names the host of its resources.
     ended = subprocess.Popen(["true"])
     ended.wait()
     text = record.path.read_text().replace(f'"pid": {os.getpid()}', f'"pid": {ended.pid}')
@@ -159,7 +162,7 @@ def test_process_marker_gets_its_name_on_the_host(tmp_path: Path) -> None:
         process.wait()
 
 
-def test_pkill_pattern_does_not_match_its_own_command_line() -> None:
+def test_pkill_pattern_skips_itself() -> None:
     tag = "isobench-marker-20261205T1200Z-ab12.listener"
     argv = hosts.pkill_argv(tag)
     pattern = argv[-1]
@@ -196,7 +199,7 @@ def test_host_row_wrapper_reports_status_as_a_shell(
     assert pid_file.read_text().isdigit()
 
 
-def test_host_row_wrapper_gives_the_command_a_group_and_path(tmp_path: Path) -> None:
+def test_wrapper_sets_group_and_path(tmp_path: Path) -> None:
     (tmp_path / "hello").write_text("#!/bin/sh\necho from-rootfs\n")
     (tmp_path / "hello").chmod(0o755)
     done, pid_file = _run_in_group(tmp_path, 'hello; echo "$$ $(ps -o pgid= -p $$)"')

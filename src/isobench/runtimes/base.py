@@ -113,8 +113,8 @@ def rootfs_on_host(image: ProbeImage) -> Path:
     when that host is another machine and lacks it.
 
     The copy goes to the same path, beside a file ``complete`` that is written
-    last, like the image cache here; the copy is a cache too, kept for the next
-    run.
+    last, as in the image cache here. The copy is a cache too, kept for the
+    next run.
     """
     host = hosts.current()
     if host.is_local:
@@ -317,8 +317,8 @@ class Adapter(abc.ABC):
 
 
 class LocalOnly(Adapter):
-    """A row that cannot check another host: every check of it there is an error that
-    says so."""
+    """A row that cannot check another host: every check of it there is an error with
+    the reason."""
 
     def __init__(self, adapter: Adapter, host: str) -> None:
         self.name = adapter.name
