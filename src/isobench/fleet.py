@@ -1,9 +1,9 @@
 """Runs on several hosts: one ``isobench run --host SPEC`` per host, side by side, then one
 report that joins their run directories.
 
-Each host's run is a process of its own, with the host's own run directory,
-journal and connection, so a host that cannot be reached or that lacks a
-runtime gives errors in its own run only, and the other hosts go on.
+Each host's run is a process of its own, with its own run directory, journal
+and connection. So a host that cannot be reached, or that lacks a runtime,
+gives errors in its own run only, and the other hosts go on.
 """
 
 from __future__ import annotations
@@ -41,15 +41,15 @@ class HostRun:
 def plan(specs: Sequence[str], out: Path) -> list[HostRun]:
     """Check the host specs and give each host a run directory under ``out/hosts``."""
     runs = []
-    taken: set[str] = set()
+    used_names: set[str] = set()
     for spec in specs:
         label = hosts.Host(spec).label  # raises UsageError for a spec isobench cannot use
         safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in label)
         name, number = safe, 1
-        while name in taken:
+        while name in used_names:
             number += 1
             name = f"{safe}-{number}"
-        taken.add(name)
+        used_names.add(name)
         runs.append(HostRun(spec, out / "hosts" / name, out / "hosts" / f"{name}.log"))
     if len({run.spec for run in runs}) != len(runs):
         raise UsageError("a host is named twice in --hosts; name each once")

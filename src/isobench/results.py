@@ -104,9 +104,9 @@ class RunDirectory:
         host: dict[str, str] | None = None,
         host_environment: dict[str, Any] | None = None,
     ) -> None:
-        """Write run.json for a new run; ``host`` names the machine it checks (spec and
-        label) and ``host_environment`` replaces what is read there, for a host that
-        could not be reached."""
+        """Write run.json for a new run. ``host`` names the machine it checks (spec and
+        label). ``host_environment``, for a host that could not be reached, replaces
+        the environment read there."""
         if self.results_path.exists() and self.results_path.stat().st_size > 0:
             raise UsageError(
                 f"{self.path} already contains a run ({RESULTS_FILE}); "

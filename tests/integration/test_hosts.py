@@ -3,8 +3,8 @@
 The hosts are network namespaces of this machine with an sshd each, in a UTS
 namespace of its own (tests/integration/sshhosts.py). They share this
 machine's files, processes and docker engine, so a check there observes what
-it would observe here; what differs, and shows that a fact was read on the host, is
-the host's name.
+it would observe here. The host's name differs, and it shows that a fact was
+read on the host.
 """
 
 from __future__ import annotations
